@@ -1,6 +1,24 @@
 //! oam-authz: the pure policy engine (config, identity, JWT, decisions) and,
 //! on wasm32, the thin proxy-wasm filter around it.
+//!
+//! Layering, from the outside in:
+//! - `filter` (wasm only): proxy-wasm entry points implementing `shim::Host`.
+//! - `shim`: per-request orchestration against the `Host` trait.
+//! - `engine`: request facts in, `Decision` out; `policy`: the compiled config.
+//! - `jwt`, `spiffe`, `path`, `hostname`: parsers and matchers.
 
+pub mod audit;
 pub mod config;
+pub mod decision;
+pub mod engine;
 pub mod error;
+pub mod hostname;
 pub mod jwt;
+pub mod path;
+pub mod policy;
+pub mod shim;
+pub mod spiffe;
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // proxy_wasm::main! exports `_start` with #[no_mangle].
+mod filter;
