@@ -1,1 +1,35 @@
-//! placeholder
+//! JWT verification: a pure engine (no proxy-wasm, no clock), so it runs the
+//! same natively (CLI, tests, fuzzing) and inside the wasm filter.
+//!
+//! Flow: [`Provider::compile`] turns a `ProviderConfig` into typed keys and
+//! limits once; [`Provider::verify`] checks a compact JWS at the host-supplied
+//! time with the cheap rejections first and the signature last;
+//! [`ClaimTest`] evaluates policy conditions on the verified claims.
+
+pub mod alg;
+pub mod claims;
+pub mod json;
+pub mod jwks;
+pub mod provider;
+pub mod verify;
+
+pub use alg::Alg;
+pub use claims::{lookup, ClaimTest};
+pub use jwks::{parse_jwks, KeySet};
+pub use provider::Provider;
+pub use verify::{TokenError, VerifiedToken};
+
+use verify::{decode_object, issuer_of, split, Segment};
+
+/// Unverified peek at the payload's `iss`, used only to choose among
+/// providers that share a token source. Nothing here is trusted: the chosen
+/// provider still runs the full [`Provider::verify`]. The same size caps and
+/// strict parsing apply, so it is as cheap to reject garbage here as there.
+pub fn peek_issuer(token: &str) -> Result<String, TokenError> {
+    let parts = split(token)?;
+    let claims = decode_object(Segment::Payload, parts.payload)?;
+    issuer_of(&claims).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;

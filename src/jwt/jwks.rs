@@ -1,0 +1,761 @@
+//! JSON Web Key Sets: parsed once at configuration time into typed verifiers.
+//!
+//! Each key is bound to the algorithms it may verify: the intersection of the
+//! provider's allow-list, what its `kty`/`crv` supports, and its own `alg` if
+//! the JWK names one. A token's `alg` then has to find itself in that list, so
+//! no token can steer us into using a key with the wrong algorithm.
+//!
+//! Keys we cannot use (encryption keys, symmetric `oct` keys, unknown curves)
+//! are skipped with a warning: real JWKS endpoints publish those routinely.
+//! Broken key material for a key we *would* use is an error, because silently
+//! dropping it would turn into "every token fails" later.
+
+use super::alg::{Alg, KeyFamily};
+use crate::error::{ConfigError, Problem};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jwt_simple::prelude::*;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Longest `kid` we store or look up. Longer ones cannot match anything.
+pub const MAX_KID_LEN: usize = 256;
+
+/// JWK members that only a private key has. Their presence in a policy that is
+/// shipped to every sidecar is a leaked secret, so it is refused.
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// A verifier for exactly one algorithm, built from one JWK.
+#[derive(Clone)]
+pub enum Verifier {
+    RS256(RS256PublicKey),
+    RS384(RS384PublicKey),
+    RS512(RS512PublicKey),
+    PS256(PS256PublicKey),
+    PS384(PS384PublicKey),
+    PS512(PS512PublicKey),
+    ES256(ES256PublicKey),
+    ES384(ES384PublicKey),
+    EdDSA(Ed25519PublicKey),
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verifier({})", self.alg())
+    }
+}
+
+impl Verifier {
+    pub fn alg(&self) -> Alg {
+        match self {
+            Verifier::RS256(_) => Alg::RS256,
+            Verifier::RS384(_) => Alg::RS384,
+            Verifier::RS512(_) => Alg::RS512,
+            Verifier::PS256(_) => Alg::PS256,
+            Verifier::PS384(_) => Alg::PS384,
+            Verifier::PS512(_) => Alg::PS512,
+            Verifier::ES256(_) => Alg::ES256,
+            Verifier::ES384(_) => Alg::ES384,
+            Verifier::EdDSA(_) => Alg::EdDSA,
+        }
+    }
+
+    /// Verify the token's signature (and, redundantly, its registered claims)
+    /// with jwt-simple. `options` must carry `artificial_time`: jwt-simple's own
+    /// clock must never run inside Envoy.
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        options: VerificationOptions,
+    ) -> Result<JWTClaims<NoCustomClaims>, jwt_simple::Error> {
+        let options = Some(options);
+        match self {
+            Verifier::RS256(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::RS384(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::RS512(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::PS256(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::PS384(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::PS512(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::ES256(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::ES384(k) => k.verify_token::<NoCustomClaims>(token, options),
+            Verifier::EdDSA(k) => k.verify_token::<NoCustomClaims>(token, options),
+        }
+    }
+}
+
+/// One usable public key.
+#[derive(Debug, Clone)]
+pub struct Key {
+    kid: Option<String>,
+    family: KeyFamily,
+    /// Exact signature length in bytes for this key (RSA: modulus length).
+    signature_len: usize,
+    /// One verifier per algorithm this key may verify; never empty.
+    verifiers: Vec<Verifier>,
+}
+
+impl Key {
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+    pub fn family(&self) -> KeyFamily {
+        self.family
+    }
+    pub fn signature_len(&self) -> usize {
+        self.signature_len
+    }
+    /// Algorithms this key may verify.
+    pub fn algorithms(&self) -> impl Iterator<Item = Alg> + '_ {
+        self.verifiers.iter().map(Verifier::alg)
+    }
+    /// The verifier for `alg`, if this key may verify it.
+    pub fn verifier(&self, alg: Alg) -> Option<&Verifier> {
+        self.verifiers.iter().find(|v| v.alg() == alg)
+    }
+}
+
+/// The provider's keys, looked up by exact `kid`.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: Vec<Key>,
+    by_kid: BTreeMap<String, usize>,
+    warnings: Vec<String>,
+}
+
+/// Why no key was found for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLookupError {
+    /// The token's `kid` is not in the set.
+    UnknownKid,
+    /// The token has no `kid` and not exactly one key can verify its `alg`.
+    NoUniqueKey { candidates: usize },
+    /// The key named by `kid` exists but may not verify this `alg`.
+    AlgMismatch,
+}
+
+impl KeySet {
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+    /// Keys that were skipped while parsing, and why.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// Does any key verify `alg`?
+    pub fn supports(&self, alg: Alg) -> bool {
+        self.keys.iter().any(|k| k.verifier(alg).is_some())
+    }
+
+    /// Pick the key for a token. With a `kid`, the lookup is exact and the key
+    /// must allow `alg`. Without one, we do not try keys in turn (that makes
+    /// every garbage token cost N signature checks); we use the only key that
+    /// can verify `alg`, or give up.
+    pub fn find(&self, kid: Option<&str>, alg: Alg) -> Result<&Key, KeyLookupError> {
+        match kid {
+            Some(kid) => {
+                if kid.len() > MAX_KID_LEN {
+                    return Err(KeyLookupError::UnknownKid);
+                }
+                let key = self
+                    .by_kid
+                    .get(kid)
+                    .and_then(|&i| self.keys.get(i))
+                    .ok_or(KeyLookupError::UnknownKid)?;
+                if key.verifier(alg).is_none() {
+                    return Err(KeyLookupError::AlgMismatch);
+                }
+                Ok(key)
+            }
+            None => {
+                let mut found = self.keys.iter().filter(|k| k.verifier(alg).is_some());
+                match (found.next(), found.next()) {
+                    (Some(key), None) => Ok(key),
+                    (None, _) => Err(KeyLookupError::NoUniqueKey { candidates: 0 }),
+                    (Some(_), Some(_)) => Err(KeyLookupError::NoUniqueKey {
+                        candidates: 2 + found.count(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// Parse an inline JWKS (`{"keys": [...]}`) into the keys usable with the
+/// `allowed` algorithms. `path` names the `jwks` field, e.g. `providers[0].jwks`.
+///
+/// Errors: not an object / no `keys` array, duplicate `kid`, private key
+/// members, broken material of a supported key, or no usable key at all.
+pub fn parse_jwks(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, ConfigError> {
+    let obj = jwks.as_object().ok_or_else(|| {
+        ConfigError::invalid(path, "must be a JSON object like {\"keys\": [...]}")
+    })?;
+    let keys_path = format!("{path}.keys");
+    let keys = match obj.get("keys") {
+        Some(Value::Array(keys)) => keys,
+        Some(_) => return Err(ConfigError::invalid(keys_path, "must be an array of JWKs")),
+        None => return Err(ConfigError::invalid(keys_path, "required")),
+    };
+    if keys.is_empty() {
+        return Err(ConfigError::new(keys_path, Problem::Empty));
+    }
+
+    let mut set = KeySet::default();
+    for (i, jwk) in keys.iter().enumerate() {
+        let kpath = format!("{keys_path}[{i}]");
+        match parse_key(jwk, allowed, &kpath)? {
+            Parsed::Usable(key) => {
+                if let Some(kid) = &key.kid {
+                    if set.by_kid.contains_key(kid) {
+                        return Err(ConfigError::new(
+                            format!("{kpath}.kid"),
+                            Problem::Duplicate(kid.clone()),
+                        ));
+                    }
+                    set.by_kid.insert(kid.clone(), set.keys.len());
+                }
+                set.keys.push(key);
+            }
+            Parsed::Skipped(why) => set.warnings.push(format!("{kpath}: skipped: {why}")),
+        }
+    }
+    if set.keys.is_empty() {
+        let allowed: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
+        return Err(ConfigError::invalid(
+            keys_path,
+            format!(
+                "no usable signing key for the allowed algorithms [{}] ({} key(s) skipped: {})",
+                allowed.join(", "),
+                set.warnings.len(),
+                set.warnings.join("; ")
+            ),
+        ));
+    }
+    Ok(set)
+}
+
+enum Parsed {
+    Usable(Key),
+    Skipped(String),
+}
+
+fn str_member<'a>(
+    jwk: &'a Map<String, Value>,
+    name: &str,
+    kpath: &str,
+) -> Result<Option<&'a str>, ConfigError> {
+    match jwk.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ConfigError::invalid(
+            format!("{kpath}.{name}"),
+            "must be a string",
+        )),
+    }
+}
+
+fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, ConfigError> {
+    let jwk = jwk
+        .as_object()
+        .ok_or_else(|| ConfigError::invalid(kpath, "must be a JSON object"))?;
+
+    if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+        return Err(ConfigError::invalid(
+            kpath,
+            format!("contains private key member '{member}'; configure only the public key"),
+        ));
+    }
+
+    let kid = match str_member(jwk, "kid", kpath)? {
+        None => None,
+        Some("") => return Err(ConfigError::new(format!("{kpath}.kid"), Problem::Empty)),
+        Some(k) if k.len() > MAX_KID_LEN => {
+            return Err(ConfigError::invalid(
+                format!("{kpath}.kid"),
+                format!("longer than {MAX_KID_LEN} bytes"),
+            ))
+        }
+        Some(k) => Some(k.to_string()),
+    };
+
+    let kty = str_member(jwk, "kty", kpath)?
+        .ok_or_else(|| ConfigError::invalid(format!("{kpath}.kty"), "required"))?;
+
+    if let Some(use_) = str_member(jwk, "use", kpath)? {
+        if use_ != "sig" {
+            return Ok(Parsed::Skipped(format!("\"use\" is {use_:?}, not \"sig\"")));
+        }
+    }
+    if let Some(ops) = jwk.get("key_ops") {
+        let ops = ops.as_array().ok_or_else(|| {
+            ConfigError::invalid(format!("{kpath}.key_ops"), "must be an array of strings")
+        })?;
+        if !ops.iter().any(|op| op.as_str() == Some("verify")) {
+            return Ok(Parsed::Skipped(
+                "\"key_ops\" does not include \"verify\"".into(),
+            ));
+        }
+    }
+
+    let family = match kty {
+        "RSA" => KeyFamily::Rsa,
+        "EC" => match str_member(jwk, "crv", kpath)? {
+            Some("P-256") => KeyFamily::P256,
+            Some("P-384") => KeyFamily::P384,
+            Some(other) => {
+                return Ok(Parsed::Skipped(format!(
+                    "EC curve {other:?} is not supported"
+                )))
+            }
+            None => {
+                return Err(ConfigError::invalid(
+                    format!("{kpath}.crv"),
+                    "required for kty EC",
+                ))
+            }
+        },
+        "OKP" => match str_member(jwk, "crv", kpath)? {
+            Some("Ed25519") => KeyFamily::Ed25519,
+            Some(other) => {
+                return Ok(Parsed::Skipped(format!(
+                    "OKP curve {other:?} is not supported"
+                )))
+            }
+            None => {
+                return Err(ConfigError::invalid(
+                    format!("{kpath}.crv"),
+                    "required for kty OKP",
+                ))
+            }
+        },
+        "oct" => {
+            return Ok(Parsed::Skipped(
+                "symmetric (oct) keys are never used".into(),
+            ))
+        }
+        other => return Ok(Parsed::Skipped(format!("kty {other:?} is not supported"))),
+    };
+
+    // Algorithms this key may verify.
+    let mut algs: Vec<Alg> = allowed
+        .iter()
+        .copied()
+        .filter(|a| a.family() == family)
+        .collect();
+    if let Some(name) = str_member(jwk, "alg", kpath)? {
+        match Alg::from_name(name) {
+            Ok(a) if a.family() != family => {
+                return Err(ConfigError::invalid(
+                    format!("{kpath}.alg"),
+                    format!("{a} does not fit a {family} key"),
+                ))
+            }
+            Ok(a) => algs.retain(|x| *x == a),
+            Err(_) => {
+                return Ok(Parsed::Skipped(format!(
+                    "alg {name:?} is not a supported signature algorithm"
+                )))
+            }
+        }
+        if algs.is_empty() {
+            return Ok(Parsed::Skipped(format!(
+                "alg {name:?} is not in the provider's algorithms"
+            )));
+        }
+    }
+    if algs.is_empty() {
+        return Ok(Parsed::Skipped(format!(
+            "no allowed algorithm uses a {family} key"
+        )));
+    }
+
+    let key = match family {
+        KeyFamily::Rsa => rsa_key(jwk, kid, &algs, kpath)?,
+        KeyFamily::P256 | KeyFamily::P384 => ec_key(jwk, kid, family, &algs, kpath)?,
+        KeyFamily::Ed25519 => okp_key(jwk, kid, kpath)?,
+    };
+    Ok(Parsed::Usable(key))
+}
+
+/// Decode a required base64url member (no padding, canonical).
+fn b64_member(
+    jwk: &Map<String, Value>,
+    name: &str,
+    what: &str,
+    kpath: &str,
+) -> Result<Vec<u8>, ConfigError> {
+    let s = str_member(jwk, name, kpath)?
+        .ok_or_else(|| ConfigError::invalid(kpath, format!("{what} key has no '{name}'")))?;
+    URL_SAFE_NO_PAD.decode(s).map_err(|e| {
+        ConfigError::invalid(
+            format!("{kpath}.{name}"),
+            format!("not unpadded base64url: {e}"),
+        )
+    })
+}
+
+fn rsa_key(
+    jwk: &Map<String, Value>,
+    kid: Option<String>,
+    algs: &[Alg],
+    kpath: &str,
+) -> Result<Key, ConfigError> {
+    let n = b64_member(jwk, "n", "RSA", kpath)?;
+    let e = b64_member(jwk, "e", "RSA", kpath)?;
+    let modulus = n
+        .iter()
+        .position(|b| *b != 0)
+        .and_then(|i| n.get(i..))
+        .unwrap_or_default();
+    let bad = |err: jwt_simple::Error| {
+        ConfigError::invalid(
+            kpath,
+            format!("RSA key rejected ({err}); need a 2048–4096-bit modulus and e = 65537"),
+        )
+    };
+    let mut verifiers = Vec::with_capacity(algs.len());
+    for alg in algs {
+        let v = match alg {
+            Alg::RS256 => Verifier::RS256(RS256PublicKey::from_components(&n, &e).map_err(bad)?),
+            Alg::RS384 => Verifier::RS384(RS384PublicKey::from_components(&n, &e).map_err(bad)?),
+            Alg::RS512 => Verifier::RS512(RS512PublicKey::from_components(&n, &e).map_err(bad)?),
+            Alg::PS256 => Verifier::PS256(PS256PublicKey::from_components(&n, &e).map_err(bad)?),
+            Alg::PS384 => Verifier::PS384(PS384PublicKey::from_components(&n, &e).map_err(bad)?),
+            Alg::PS512 => Verifier::PS512(PS512PublicKey::from_components(&n, &e).map_err(bad)?),
+            // Filtered out by family before we get here.
+            Alg::ES256 | Alg::ES384 | Alg::EdDSA => continue,
+        };
+        verifiers.push(v);
+    }
+    Ok(Key {
+        kid,
+        family: KeyFamily::Rsa,
+        signature_len: modulus.len(),
+        verifiers,
+    })
+}
+
+fn ec_key(
+    jwk: &Map<String, Value>,
+    kid: Option<String>,
+    family: KeyFamily,
+    algs: &[Alg],
+    kpath: &str,
+) -> Result<Key, ConfigError> {
+    let (coord_len, alg) = match family {
+        KeyFamily::P384 => (48, Alg::ES384),
+        _ => (32, Alg::ES256),
+    };
+    if !algs.contains(&alg) {
+        // Cannot happen (algs is filtered by family), but never build a key
+        // for an algorithm that is not allowed.
+        return Err(ConfigError::invalid(
+            kpath,
+            format!("{alg} is not allowed for this key"),
+        ));
+    }
+    let x = b64_member(jwk, "x", "EC", kpath)?;
+    let y = b64_member(jwk, "y", "EC", kpath)?;
+    for (name, v) in [("x", &x), ("y", &y)] {
+        if v.len() != coord_len {
+            return Err(ConfigError::invalid(
+                format!("{kpath}.{name}"),
+                format!(
+                    "must decode to {coord_len} bytes for {family}, got {}",
+                    v.len()
+                ),
+            ));
+        }
+    }
+    let mut sec1 = Vec::with_capacity(1 + 2 * coord_len);
+    sec1.push(0x04);
+    sec1.extend_from_slice(&x);
+    sec1.extend_from_slice(&y);
+    let bad = |err: jwt_simple::Error| {
+        ConfigError::invalid(kpath, format!("{family} point rejected: {err}"))
+    };
+    let verifier = match alg {
+        Alg::ES384 => Verifier::ES384(ES384PublicKey::from_bytes(&sec1).map_err(bad)?),
+        _ => Verifier::ES256(ES256PublicKey::from_bytes(&sec1).map_err(bad)?),
+    };
+    Ok(Key {
+        kid,
+        family,
+        signature_len: 2 * coord_len,
+        verifiers: vec![verifier],
+    })
+}
+
+fn okp_key(jwk: &Map<String, Value>, kid: Option<String>, kpath: &str) -> Result<Key, ConfigError> {
+    let x = b64_member(jwk, "x", "OKP", kpath)?;
+    if x.len() != 32 {
+        return Err(ConfigError::invalid(
+            format!("{kpath}.x"),
+            format!("must decode to 32 bytes for Ed25519, got {}", x.len()),
+        ));
+    }
+    let pk = Ed25519PublicKey::from_bytes(&x)
+        .map_err(|err| ConfigError::invalid(kpath, format!("Ed25519 key rejected: {err}")))?;
+    Ok(Key {
+        kid,
+        family: KeyFamily::Ed25519,
+        signature_len: 64,
+        verifiers: vec![Verifier::EdDSA(pk)],
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub(crate) fn es256_jwk(kp: &ES256KeyPair, kid: Option<&str>) -> Value {
+        let raw = kp.public_key().public_key().to_bytes_uncompressed();
+        let mut v =
+            json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
+        if let Some(kid) = kid {
+            v["kid"] = json!(kid);
+        }
+        v
+    }
+
+    pub(crate) fn ed_jwk(kp: &Ed25519KeyPair, kid: Option<&str>) -> Value {
+        let raw = kp.public_key().to_bytes();
+        let mut v = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&raw)});
+        if let Some(kid) = kid {
+            v["kid"] = json!(kid);
+        }
+        v
+    }
+
+    pub(crate) fn rsa_jwk(kp: &RS256KeyPair, kid: Option<&str>) -> Value {
+        let c = kp.public_key().to_components();
+        let mut v = json!({"kty": "RSA", "n": b64(&c.n), "e": b64(&c.e)});
+        if let Some(kid) = kid {
+            v["kid"] = json!(kid);
+        }
+        v
+    }
+
+    pub(crate) fn rsa_pair() -> &'static RS256KeyPair {
+        static KP: std::sync::OnceLock<RS256KeyPair> = std::sync::OnceLock::new();
+        KP.get_or_init(|| {
+            RS256KeyPair::from_pem(include_str!("testdata/rsa2048_test_only.pem")).unwrap()
+        })
+    }
+
+    fn err_msg(jwks: Value, allowed: &[Alg]) -> String {
+        parse_jwks(&jwks, allowed, "providers[0].jwks")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_each_family() {
+        let ec = ES256KeyPair::generate();
+        let ed = Ed25519KeyPair::generate();
+        let rsa = rsa_pair();
+        let jwks = json!({"keys": [es256_jwk(&ec, Some("ec")), ed_jwk(&ed, Some("ed")), rsa_jwk(rsa, Some("rsa"))]});
+        let set = parse_jwks(
+            &jwks,
+            &[Alg::ES256, Alg::EdDSA, Alg::RS256, Alg::PS256],
+            "p",
+        )
+        .unwrap();
+        assert_eq!(set.len(), 3);
+        assert!(set.warnings().is_empty());
+        let rsa_key = set.find(Some("rsa"), Alg::PS256).unwrap();
+        assert_eq!(rsa_key.signature_len(), 256);
+        assert_eq!(
+            rsa_key.algorithms().collect::<Vec<_>>(),
+            vec![Alg::RS256, Alg::PS256]
+        );
+        assert_eq!(
+            set.find(Some("ec"), Alg::ES256).unwrap().signature_len(),
+            64
+        );
+        assert_eq!(
+            set.find(Some("ec"), Alg::RS256).unwrap_err(),
+            KeyLookupError::AlgMismatch
+        );
+        assert_eq!(
+            set.find(Some("EC"), Alg::ES256).unwrap_err(),
+            KeyLookupError::UnknownKid
+        );
+        assert_eq!(set.find(None, Alg::EdDSA).unwrap().kid(), Some("ed"));
+        assert_eq!(
+            set.find(None, Alg::ES384).unwrap_err(),
+            KeyLookupError::NoUniqueKey { candidates: 0 }
+        );
+    }
+
+    #[test]
+    fn jwk_alg_narrows_the_key() {
+        let rsa = rsa_pair();
+        let mut jwk = rsa_jwk(rsa, Some("r"));
+        jwk["alg"] = json!("PS256");
+        let set = parse_jwks(&json!({"keys": [jwk]}), &[Alg::RS256, Alg::PS256], "p").unwrap();
+        assert_eq!(
+            set.find(Some("r"), Alg::RS256).unwrap_err(),
+            KeyLookupError::AlgMismatch
+        );
+        assert!(set.find(Some("r"), Alg::PS256).is_ok());
+    }
+
+    #[test]
+    fn skipped_keys_warn() {
+        let ec = ES256KeyPair::generate();
+        let mut enc = es256_jwk(&ec, Some("enc"));
+        enc["use"] = json!("enc");
+        let mut hs = json!({"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"});
+        hs["alg"] = json!("HS256");
+        let k1 = json!({"kty": "EC", "crv": "secp256k1", "x": "AA", "y": "AA"});
+        let ed448 = json!({"kty": "OKP", "crv": "Ed448", "x": "AA"});
+        let mut wrong_alg = es256_jwk(&ec, Some("rsa-oaep"));
+        wrong_alg["alg"] = json!("ECDH-ES");
+        let mut no_verify = es256_jwk(&ec, Some("nv"));
+        no_verify["key_ops"] = json!(["encrypt"]);
+        let good = es256_jwk(&ec, Some("good"));
+        let jwks = json!({"keys": [enc, hs, k1, ed448, wrong_alg, no_verify, good]});
+        let set = parse_jwks(&jwks, &[Alg::ES256], "providers[0].jwks").unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.warnings().len(), 6, "{:?}", set.warnings());
+        assert!(set.warnings()[0].starts_with("providers[0].jwks.keys[0]: skipped"));
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let ec = ES256KeyPair::generate();
+        let ed = Ed25519KeyPair::generate();
+        let mut short_x = es256_jwk(&ec, None);
+        short_x["x"] = json!(b64(&[1u8; 31]));
+        let mut padded = es256_jwk(&ec, None);
+        padded["x"] = json!(format!("{}=", b64(&[1u8; 32])));
+        let mut off_curve = es256_jwk(&ec, None);
+        off_curve["y"] = json!(b64(&[7u8; 32]));
+        let mut bad_alg = es256_jwk(&ec, None);
+        bad_alg["alg"] = json!("RS256");
+        let mut private = ed_jwk(&ed, None);
+        private["d"] = json!("AAAA");
+        let table: Vec<(Value, &[Alg], &str)> = vec![
+            (
+                json!([]),
+                &[Alg::ES256],
+                "providers[0].jwks: must be a JSON object",
+            ),
+            (json!({}), &[Alg::ES256], "providers[0].jwks.keys: required"),
+            (
+                json!({"keys": []}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys: must not be empty",
+            ),
+            (
+                json!({"keys": [{"kty": "RSA", "e": "AQAB"}]}),
+                &[Alg::RS256],
+                "providers[0].jwks.keys[0]: RSA key has no 'n'",
+            ),
+            (
+                json!({"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]}),
+                &[Alg::RS256],
+                "providers[0].jwks.keys[0].n: not unpadded base64url",
+            ),
+            (
+                json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}),
+                &[Alg::RS256],
+                "providers[0].jwks.keys[0]: RSA key rejected",
+            ),
+            (
+                json!({"keys": [short_x]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[0].x: must decode to 32 bytes",
+            ),
+            (
+                json!({"keys": [padded]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[0].x: not unpadded base64url",
+            ),
+            (
+                json!({"keys": [off_curve]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[0]: EC P-256 point rejected",
+            ),
+            (
+                json!({"keys": [bad_alg]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[0].alg: RS256 does not fit",
+            ),
+            (
+                json!({"keys": [private]}),
+                &[Alg::EdDSA],
+                "providers[0].jwks.keys[0]: contains private key member 'd'",
+            ),
+            (
+                json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64(&[1u8; 31])}]}),
+                &[Alg::EdDSA],
+                "providers[0].jwks.keys[0].x: must decode to 32 bytes",
+            ),
+            (
+                json!({"keys": [es256_jwk(&ec, Some("a")), es256_jwk(&ec, Some("a"))]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[1].kid: duplicate name 'a'",
+            ),
+            (
+                json!({"keys": [es256_jwk(&ec, Some(""))]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[0].kid: must not be empty",
+            ),
+            (
+                json!({"keys": [es256_jwk(&ec, Some(&"k".repeat(257)))]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[0].kid: longer than 256",
+            ),
+            (
+                json!({"keys": [{"crv": "P-256"}]}),
+                &[Alg::ES256],
+                "providers[0].jwks.keys[0].kty: required",
+            ),
+            (
+                json!({"keys": [es256_jwk(&ec, None)]}),
+                &[Alg::RS256],
+                "providers[0].jwks.keys: no usable signing key",
+            ),
+        ];
+        for (jwks, allowed, want) in table {
+            let got = err_msg(jwks.clone(), allowed);
+            assert!(
+                got.starts_with(want),
+                "jwks {jwks}\n got: {got}\nwant: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyless_lookup_needs_a_unique_candidate() {
+        let a = Ed25519KeyPair::generate();
+        let b = Ed25519KeyPair::generate();
+        let set = parse_jwks(
+            &json!({"keys": [ed_jwk(&a, Some("a")), ed_jwk(&b, None)]}),
+            &[Alg::EdDSA],
+            "p",
+        )
+        .unwrap();
+        assert_eq!(
+            set.find(None, Alg::EdDSA).unwrap_err(),
+            KeyLookupError::NoUniqueKey { candidates: 2 }
+        );
+        assert_eq!(
+            set.find(Some(&"a".repeat(300)), Alg::EdDSA).unwrap_err(),
+            KeyLookupError::UnknownKid
+        );
+    }
+}
