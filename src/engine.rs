@@ -318,7 +318,7 @@ fn holds(
                 }
             }
             other => {
-                if let Some(l) = lines.as_deref_mut() {
+                if let Some(l) = lines {
                     l.push(match other {
                         None => format!("FAIL no token (needs provider '{provider_name}')"),
                         Some(_) => {
@@ -381,7 +381,7 @@ pub fn authorize(
         .iter()
         .filter(|r| r.covers(op.method, op.host, op.path))
         .collect();
-    if let Some(t) = trace.as_deref_mut() {
+    if let Some(t) = trace {
         for r in &policy.rules {
             let covers = covering.iter().any(|c| std::ptr::eq(*c, r));
             t.rules.push(RuleTrace {
@@ -431,3 +431,6 @@ pub fn authorize(
         None => decide(Reason::NoMatchingRule, None),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

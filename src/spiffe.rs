@@ -195,7 +195,7 @@ impl PrincipalPattern {
     /// `local` is the same list the pattern was compiled with.
     pub fn matches(&self, id: &SpiffeId, local: &[String]) -> bool {
         let domain_ok = match &self.scope {
-            DomainScope::Local => local.iter().any(|l| *l == id.trust_domain),
+            DomainScope::Local => local.contains(&id.trust_domain),
             DomainScope::Exact(td) => *td == id.trust_domain,
         };
         domain_ok
