@@ -317,12 +317,15 @@ pub mod testing {
     use super::*;
     use std::cell::RefCell;
 
+    /// A local response: status, headers, body.
+    pub type Sent = (u16, Vec<(String, String)>, String);
+
     #[derive(Debug, Default)]
     pub struct FakeHost {
         pub headers: Vec<(String, String)>,
         pub peer: Option<String>,
         pub now_ms: u64,
-        pub sent: Option<(u16, Vec<(String, String)>, String)>,
+        pub sent: Option<Sent>,
         pub logs: RefCell<Vec<(Level, String)>>,
         pub counters: RefCell<Vec<(String, u64)>>,
     }
@@ -382,3 +385,6 @@ pub mod testing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,338 @@
+//! The filter's request handling against the `FakeHost` double: header
+//! stripping, forwarding, local replies, audit lines and counters.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::testing::FakeHost;
+use super::*;
+use crate::engine::tests::{fx, gitlab_token, okta_token, policy_json, DEPLOYER, FRONTEND, NOW};
+use serde_json::{json, Value};
+
+fn loaded(mode: &str) -> (FakeHost, Loaded) {
+    let f = fx();
+    let mut host = FakeHost::default();
+    let cfg = policy_json(&f.gitlab, &f.okta, mode);
+    let l = configure(&mut host, Some(cfg.as_bytes())).unwrap();
+    (host, l)
+}
+
+fn request(
+    host: &mut FakeHost,
+    method: &str,
+    path: &str,
+    peer: Option<&str>,
+    extra: &[(&str, &str)],
+) {
+    host.headers = vec![
+        (":method".into(), method.into()),
+        (":path".into(), path.into()),
+        (":authority".into(), "api.example.com".into()),
+        ("x-request-id".into(), "req-1".into()),
+    ];
+    host.headers
+        .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    host.peer = peer.map(str::to_string);
+    host.now_ms = NOW * 1000 + 5;
+    host.sent = None;
+    host.logs.borrow_mut().clear();
+}
+
+fn audit_events(host: &FakeHost) -> Vec<Value> {
+    host.logs
+        .borrow()
+        .iter()
+        .filter_map(|(_, l)| l.strip_prefix(crate::audit::AUDIT_PREFIX))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect()
+}
+
+#[test]
+fn allowed_request_strips_spoofed_headers_and_forwards_identity() {
+    let (mut host, l) = loaded("enforce");
+    let tok = gitlab_token(json!({}));
+    let bearer = format!("Bearer {tok}");
+    request(
+        &mut host,
+        "POST",
+        "/deploy",
+        Some(DEPLOYER),
+        &[
+            ("authorization", &bearer),
+            (
+                "x-oam-principal",
+                "spiffe://cluster.local/ns/kube-system/sa/admin",
+            ),
+            ("x-oam-roles", "admin"),
+            ("x-oam-project", "spoofed"),
+        ],
+    );
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert!(host.sent.is_none());
+    assert_eq!(host.header("x-oam-principal"), vec![DEPLOYER]);
+    assert_eq!(host.header("x-oam-roles"), vec!["release"]);
+    assert_eq!(
+        host.header("x-oam-subject"),
+        vec!["project_path:platform/app:ref_type:branch:ref:main"]
+    );
+    assert_eq!(host.header("x-oam-project"), vec!["platform/app"]);
+    assert!(
+        host.header("authorization").is_empty(),
+        "token must not go upstream"
+    );
+    let ev = audit_events(&host);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["decision"], "allow");
+    assert_eq!(ev[0]["reason"], "role_granted");
+    assert_eq!(ev[0]["rule"], "deploy");
+    assert_eq!(ev[0]["peer"], DEPLOYER);
+    assert_eq!(ev[0]["iss"], "https://gitlab.example.com");
+    assert_eq!(ev[0]["request_id"], "req-1");
+    assert_eq!(ev[0]["policy"], "test-1");
+    assert_eq!(ev[0]["ts"], crate::audit::rfc3339_millis(NOW * 1000 + 5));
+    let all_logs = format!("{:?}", host.logs.borrow());
+    assert!(!all_logs.contains(&tok), "the token must never be logged");
+    assert_eq!(host.counter("oam_authz.allowed"), 1);
+}
+
+#[test]
+fn spoofed_headers_are_stripped_even_on_public_and_denied_paths() {
+    let (mut host, l) = loaded("enforce");
+    request(
+        &mut host,
+        "GET",
+        "/healthz",
+        None,
+        &[
+            ("x-oam-principal", "spiffe://evil"),
+            ("x-oam-subject", "root"),
+        ],
+    );
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert!(host.header("x-oam-principal").is_empty());
+    assert!(host.header("x-oam-subject").is_empty());
+}
+
+#[test]
+fn denial_sends_json_reason_and_www_authenticate() {
+    let (mut host, l) = loaded("enforce");
+    let cases: Vec<(Vec<(&str, String)>, &str, u16, Option<&str>)> = vec![
+        (
+            vec![],
+            "token_missing",
+            401,
+            Some("Bearer realm=\"oam-authz\""),
+        ),
+        (
+            vec![("authorization", "Bearer x.y.z".to_string())],
+            "token_malformed",
+            401,
+            Some("Bearer realm=\"oam-authz\", error=\"invalid_token\""),
+        ),
+        (
+            vec![(
+                "authorization",
+                format!("Bearer {}", okta_token(json!({"groups": ["staff"]}))),
+            )],
+            "role_required",
+            403,
+            None,
+        ),
+    ];
+    for (extra, code, status, www) in cases {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(&mut host, "GET", "/admin/users", None, &extra);
+        assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop, "{code}");
+        let (st, hdrs, body) = host.sent.clone().unwrap();
+        assert_eq!(st, status, "{code}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["reason"], code);
+        assert_eq!(body["request_id"], "req-1");
+        assert_eq!(
+            body.as_object().unwrap().len(),
+            3,
+            "no internal detail: {body}"
+        );
+        let get = |n: &str| hdrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-oam-authz-reason"), Some(code));
+        assert_eq!(get("www-authenticate"), www, "{code}");
+        assert_eq!(
+            host.counter(&format!("oam_authz.denied.{code}")),
+            1,
+            "{code}"
+        );
+    }
+    request(&mut host, "GET", "//admin", None, &[]);
+    on_request_headers(&mut host, &l);
+    assert_eq!(host.sent.as_ref().unwrap().0, 400);
+}
+
+#[test]
+fn audit_mode_passes_and_counts_would_deny() {
+    let (mut host, l) = loaded("audit");
+    request(
+        &mut host,
+        "GET",
+        "/debug/pprof",
+        Some(FRONTEND),
+        &[("x-oam-roles", "admin")],
+    );
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert!(host.sent.is_none());
+    // The spoofed value is gone; the proven roles are forwarded.
+    assert_eq!(host.header("x-oam-roles"), vec!["frontend,shop-ns"]);
+    let ev = audit_events(&host);
+    assert_eq!(ev[0]["decision"], "audit_deny");
+    assert_eq!(ev[0]["status"], 403);
+    assert_eq!(ev[0]["reason"], "denied_by_rule");
+    assert_eq!(ev[0]["mode"], "audit");
+    assert_eq!(host.counter("oam_authz.audit_would_deny.denied_by_rule"), 1);
+    assert_eq!(host.counter("oam_authz.denied.denied_by_rule"), 0);
+}
+
+#[test]
+fn query_and_cookie_tokens_are_removed_upstream() {
+    let (mut host, l) = loaded("enforce");
+    let tok = okta_token(json!({"groups": ["admins"]}));
+    let path = format!("/admin/x?a=1&access_token={tok}&b=2");
+    request(&mut host, "GET", &path, None, &[]);
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(host.header(":path"), vec!["/admin/x?a=1&b=2"]);
+    let ev = audit_events(&host);
+    assert_eq!(
+        ev[0]["path"], "/admin/x",
+        "the query (and the token in it) is not logged"
+    );
+
+    let cookie = format!("theme=dark; okta_token={tok}; lang=en");
+    request(&mut host, "GET", "/admin/x", None, &[("cookie", &cookie)]);
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(host.header("cookie"), vec!["theme=dark; lang=en"]);
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_field() {
+    let f = fx();
+    let good: Value = serde_json::from_str(&policy_json(&f.gitlab, &f.okta, "enforce")).unwrap();
+    let mutate = |path: &[&str], v: Value| {
+        let mut c = good.clone();
+        let mut cur = &mut c;
+        for (i, seg) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            cur = match seg.parse::<usize>() {
+                Ok(n) => &mut cur[n],
+                Err(_) if last => {
+                    cur.as_object_mut()
+                        .unwrap()
+                        .insert((*seg).to_string(), v.clone());
+                    return c.to_string();
+                }
+                Err(_) => &mut cur[*seg],
+            };
+        }
+        *cur = v;
+        c.to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        ("not json".into(), "expected ident"),
+        (
+            mutate(&["schema_version"], json!(2)),
+            "schema_version: schema_version 2 is not supported",
+        ),
+        (
+            mutate(&["rules", "3", "pathz"], json!(["/x"])),
+            "rules[3].pathz: unknown field `pathz`",
+        ),
+        (
+            mutate(&["rules", "3", "paths", "0"], json!("/a/{**}/b")),
+            "rules[3].paths[0]: '/a/{**}/b': '{**}' must be the last segment",
+        ),
+        (
+            mutate(&["rules", "3", "roles", "0"], json!("ghost")),
+            "rules[3].roles[0]: role 'ghost' is not defined",
+        ),
+        (
+            mutate(&["mode"], json!("permissive")),
+            "mode: unknown variant `permissive`",
+        ),
+        (
+            mutate(&["roles", "0", "principals", "0"], json!("ns/shop/sa")),
+            "roles[0].principals[0]: 'ns/shop/sa'",
+        ),
+        (
+            mutate(&["roles", "3", "jwt", "provider"], json!("github")),
+            "roles[3].jwt.provider: provider 'github' is not defined",
+        ),
+        (
+            mutate(&["providers", "0", "audiences"], json!([])),
+            "providers[0].audiences: must not be empty",
+        ),
+        (
+            mutate(&["rules", "0", "public"], json!(true)),
+            "rules[0]: 'public' only applies to allow rules",
+        ),
+        (
+            mutate(&["rules", "2", "roles"], json!(["admin"])),
+            "rules[2]: 'public' and 'roles' exclude each other",
+        ),
+        (
+            mutate(&["rules", "4", "hosts", "0"], json!("api.example.com:443")),
+            "rules[4].hosts[0]: 'api.example.com:443'",
+        ),
+        (
+            mutate(&["rules", "5", "methods", "0"], json!("get")),
+            "rules[5].methods[0]: 'get'",
+        ),
+        (
+            mutate(&["forward", "roles_header"], json!("authorization")),
+            "forward.roles_header: 'authorization' is a reserved header",
+        ),
+        (
+            mutate(&["trust_domain"], json!("Cluster.Local")),
+            "trust_domain: 'Cluster.Local'",
+        ),
+        (mutate(&["rules"], json!([])), "rules: must not be empty"),
+        (
+            mutate(&["rules", "1", "name"], json!("no-debug")),
+            "rules[1].name: duplicate name 'no-debug'",
+        ),
+    ];
+    for (cfg, want) in cases {
+        let mut host = FakeHost::default();
+        let err = configure(&mut host, Some(cfg.as_bytes()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(want) || err.contains(want),
+            "want {want:?}, got {err:?}"
+        );
+        let logs = host.logs.borrow();
+        let (level, line) = logs.last().unwrap();
+        assert_eq!(*level, Level::Critical);
+        assert!(line.contains(&err), "{line}");
+        assert_eq!(host.counter("oam_authz.config_errors"), 1);
+    }
+    let mut host = FakeHost::default();
+    assert!(configure(&mut host, None).is_err());
+    assert!(configure(&mut host, Some(&[0xff, 0xfe])).is_err());
+}
+
+#[test]
+fn every_reason_has_a_counter() {
+    let (host, _) = loaded("enforce");
+    for code in crate::decision::Reason::all_denial_codes() {
+        assert!(
+            host.counters
+                .borrow()
+                .iter()
+                .any(|(n, _)| *n == format!("oam_authz.denied.{code}")),
+            "{code}"
+        );
+        assert!(
+            host.counters
+                .borrow()
+                .iter()
+                .any(|(n, _)| *n == format!("oam_authz.audit_would_deny.{code}")),
+            "{code}"
+        );
+    }
+}
