@@ -1,0 +1,97 @@
+"""Path tricks against the normalizing listeners (Envoy canonicalizes, the
+filter decides on the canonical path) and against the listener with
+normalization OFF (the filter itself must refuse: 400 path_not_canonical).
+Hosts: case-insensitive, port removed."""
+import pytest
+
+from harness.checks import assert_allowed, assert_denied
+
+# Each of these, read naively as a string, starts with the public prefix
+# "/public/" but really addresses /admin/x (admin needs a token with groups=admins).
+TRICKS = [
+    "/public/../admin/x",
+    "/public/%2e%2e/admin/x",
+    "/public/%2E%2E/admin/x",
+    "/public/./../admin/x",
+]
+# Non-canonical forms the filter must refuse when Envoy leaves them alone.
+NON_CANONICAL = TRICKS + [
+    "//admin/x",
+    "/public//x",
+    "/public/%2Fadmin",
+    "/public/%2fadmin",
+    "/public/a%5Cb",
+    "/public/a\\b",
+    "/public/./x",
+    "/public/%2E/x",
+    "/public/%61dmin",   # percent-encoded unreserved character
+    "/public/x;jsessionid=1",
+]
+
+
+@pytest.mark.parametrize("path", TRICKS)
+def test_tricks_on_normalizing_listener_reach_the_real_path(call, path):
+    """Envoy resolves the dot segments; the filter judges /admin/x, not /public/."""
+    assert_denied(call(path, listener="optional"), 401, "token_missing")
+
+
+@pytest.mark.parametrize("path", ["//admin/x", "///admin//x"])
+def test_merged_slashes_on_normalizing_listener(call, issuers, path):
+    assert_denied(call(path, listener="optional"), 401, "token_missing")
+    r = call(path, token=issuers["okta"].token(groups=["admins"]), listener="optional")
+    assert_allowed(r, "/admin/x")
+
+
+@pytest.mark.parametrize("path,location", [("/public%2F..%2Fadmin/x", None), ("/public/x%2Fy", "/public/x/y")])
+def test_escaped_slash_is_redirected_by_envoy(call, echo, path, location):
+    before = len(echo.requests)
+    r = call(path, listener="optional")
+    assert r.status == 307, r
+    if location:
+        assert r.header("location").endswith(location), r
+    assert len(echo.requests) == before
+
+
+@pytest.mark.parametrize("path", NON_CANONICAL)
+def test_non_canonical_refused_by_filter_on_raw_listener(call, echo, path):
+    before = len(echo.requests)
+    assert_denied(call(path, listener="raw"), 400, "path_not_canonical")
+    assert len(echo.requests) == before
+
+
+@pytest.mark.parametrize("path", ["//admin/x", "/public/../admin/x", "/public/%2Fadmin"])
+def test_non_canonical_refused_even_with_strong_identity(call, issuers, pki, path):
+    tok = issuers["okta"].token(groups=["admins"])
+    assert_denied(call(path, token=tok, cert=pki.clients["frontend"], listener="raw"), 400, "path_not_canonical")
+
+
+def test_canonical_paths_pass_on_raw_listener(call, issuers):
+    assert_allowed(call("/public/x", listener="raw"), "/public/x")
+    # the query string is not part of the path: encoded slashes and dots there are fine
+    assert_allowed(call("/public/x?next=%2F..%2Fadmin&a=b", listener="raw"), "/public/x?next=%2F..%2Fadmin&a=b")
+    assert_allowed(call("/admin/x", token=issuers["okta"].token(groups=["admins"]), listener="raw"), "/admin/x")
+
+
+def test_paths_are_case_sensitive(call):
+    assert_denied(call("/HEALTHZ"), 403, "no_matching_rule")
+    assert_denied(call("/Admin/x"), 403, "no_matching_rule")
+
+
+@pytest.mark.parametrize("host", ["api.example.com", "API.Example.COM:8443", "api.example.com:80", "Api.Example.Com"])
+def test_host_case_and_port(call, host):
+    assert_allowed(call("/hosted", host=host))
+
+
+@pytest.mark.parametrize("host", ["other.example.com", "api.example.com.evil.net", "evil-api.example.com", "example.com"])
+def test_host_mismatch(call, host):
+    assert_denied(call("/hosted", host=host), 403, "no_matching_rule")
+
+
+@pytest.mark.parametrize("host,ok", [("shop.example.org", True), ("A.B.EXAMPLE.ORG:443", True),
+                                     ("example.org", False), ("example.org.evil", False), ("xexample.org", False)])
+def test_wildcard_host(call, host, ok):
+    r = call("/wildhost", host=host)
+    if ok:
+        assert_allowed(r)
+    else:
+        assert_denied(r, 403, "no_matching_rule")
