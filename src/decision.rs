@@ -89,7 +89,8 @@ pub enum TokenLocation {
 #[derive(Debug, Clone)]
 pub struct TokenIdentity {
     pub provider: usize,
-    pub token: VerifiedToken,
+    /// Shared with the token cache: a hit costs no copy of the claims.
+    pub token: std::sync::Arc<VerifiedToken>,
     pub location: TokenLocation,
 }
 

@@ -5,6 +5,7 @@
 //! authorization (may they?), so the CLI can authorize a hand-written
 //! identity (`explain --claims`) with the same code the filter runs.
 
+use crate::cache::TokenCache;
 use crate::config::{Effect, TokenSource};
 use crate::decision::{Decision, Identity, Reason, TokenIdentity, TokenLocation};
 use crate::hostname::normalize_host;
@@ -63,8 +64,13 @@ pub struct RuleTrace {
     pub applies_to_caller: bool,
 }
 
-/// Full pipeline used by the filter.
+/// Full pipeline without a token cache (CLI, tests).
 pub fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
+    decide_cached(policy, req, &mut TokenCache::disabled())
+}
+
+/// Full pipeline used by the filter, with its per-VM cache of verified tokens.
+pub fn decide_cached(policy: &Policy, req: &Request<'_>, cache: &mut TokenCache) -> Decision {
     let peer = req.peer.and_then(|p| SpiffeId::parse(p).ok());
     let path = match canonical_path(req.path) {
         Ok(p) => p,
@@ -77,7 +83,7 @@ pub fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
         }
     };
     let host = normalize_host(req.host);
-    let token = match authenticate_token(policy, req) {
+    let token = match authenticate_token(policy, req, cache) {
         Ok(t) => t,
         Err((reason, location)) => return denial(reason, Identity { peer, token: None }, location),
     };
@@ -107,12 +113,27 @@ fn denial(reason: Reason, identity: Identity, token_location: Option<TokenLocati
 pub fn authenticate_token(
     policy: &Policy,
     req: &Request<'_>,
+    cache: &mut TokenCache,
 ) -> Result<Option<TokenIdentity>, (Reason, Option<TokenLocation>)> {
     let Some((providers, token, location)) = find_token(policy, req)? else {
         return Ok(None);
     };
     let fail =
         |e: TokenError, loc: &TokenLocation| Err((Reason::InvalidToken(e), Some(loc.clone())));
+    // Cache first: a hit skips base64, JSON and signature work entirely.
+    let generation = |i: usize| {
+        providers
+            .contains(&i)
+            .then(|| policy.providers.get(i).map(|p| p.key_generation()))
+            .flatten()
+    };
+    if let Some((provider, token)) = cache.get(token, req.now, generation) {
+        return Ok(Some(TokenIdentity {
+            provider,
+            token,
+            location,
+        }));
+    }
     let provider = match providers {
         [only] => *only,
         many => {
@@ -141,11 +162,15 @@ pub fn authenticate_token(
         );
     };
     match p.verify(token, req.now) {
-        Ok(verified) => Ok(Some(TokenIdentity {
-            provider,
-            token: verified,
-            location,
-        })),
+        Ok(verified) => {
+            let verified = std::sync::Arc::new(verified);
+            cache.put(provider, p.key_generation(), token, verified.clone());
+            Ok(Some(TokenIdentity {
+                provider,
+                token: verified,
+                location,
+            }))
+        }
         Err(e) => fail(e, &location),
     }
 }

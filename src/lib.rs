@@ -8,6 +8,7 @@
 //! - `jwt`, `spiffe`, `path`, `hostname`: parsers and matchers.
 
 pub mod audit;
+pub mod cache;
 pub mod config;
 pub mod decision;
 pub mod engine;
@@ -18,6 +19,9 @@ pub mod path;
 pub mod policy;
 pub mod shim;
 pub mod spiffe;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod oam;
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // proxy_wasm::main! exports `_start` with #[no_mangle].

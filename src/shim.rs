@@ -7,12 +7,14 @@
 //! 1 log, 1 metric, plus one write per header stripped or set, or 1 local reply.
 
 use crate::audit;
+use crate::cache::{self, TokenCache};
 use crate::config::Mode;
 use crate::decision::{Decision, Reason, TokenLocation};
-use crate::engine::{decide, Request};
+use crate::engine::{decide_cached, Request};
 use crate::error::ConfigError;
 use crate::jwt::claims::lookup;
 use crate::policy::Policy;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,8 @@ impl Metrics {
 pub struct Loaded {
     pub policy: Policy,
     pub metrics: Metrics,
+    /// Verified tokens of this VM (one VM per Envoy worker, single-threaded).
+    pub cache: RefCell<TokenCache>,
 }
 
 /// `on_configure`: compile the policy or refuse it with a critical log line
@@ -117,7 +121,11 @@ pub fn configure<H: Host>(host: &mut H, config: Option<&[u8]>) -> Result<Loaded,
                     }
                 ),
             );
-            Ok(Loaded { policy, metrics })
+            Ok(Loaded {
+                policy,
+                metrics,
+                cache: RefCell::new(TokenCache::new(cache::DEFAULT_CAPACITY)),
+            })
         }
         Err(e) => {
             if let Some(id) = metrics.config_errors {
@@ -175,9 +183,15 @@ pub fn on_request_headers<H: Host>(host: &mut H, loaded: &Loaded) -> Verdict {
         peer: peer.as_deref(),
         now: now_ms / 1000,
     };
-    let d = decide(policy, &req);
+    let d = match loaded.cache.try_borrow_mut() {
+        Ok(mut c) => decide_cached(policy, &req, &mut c),
+        // Unreachable (one request at a time per VM); never trap over a cache.
+        Err(_) => decide_cached(policy, &req, &mut TokenCache::disabled()),
+    };
 
-    let ev = audit::event(policy, &d, now_ms, request_id, method, authority, path);
+    // Log the host as matched: lowercased, port removed.
+    let host_name = crate::hostname::normalize_host(authority);
+    let ev = audit::event(policy, &d, now_ms, request_id, method, &host_name, path);
     host.log(Level::Info, &audit::line(&ev));
 
     let code = d.reason.code();

@@ -81,13 +81,21 @@ pub(crate) fn fx() -> &'static Fx {
         let gitlab = Ed25519KeyPair::generate();
         let okta = Ed25519KeyPair::generate();
         let policy = Policy::from_json(&policy_json(&gitlab, &okta, "enforce")).unwrap();
-        Fx { gitlab, okta, policy }
+        Fx {
+            gitlab,
+            okta,
+            policy,
+        }
     })
 }
 
 pub(crate) fn sign(kp: &Ed25519KeyPair, kid: &str, claims: &Value) -> String {
     let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}).to_string();
-    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let sig = kp.key_pair().as_ref().sk.sign(input.as_bytes(), None);
     format!("{input}.{}", b64(&sig[..]))
 }
@@ -135,8 +143,22 @@ struct Case {
     rule: Option<&'static str>,
 }
 
-fn case(name: &'static str, method: &'static str, path: &'static str, peer: Option<&'static str>) -> Case {
-    Case { name, method, path, host: "api.example.com", peer, headers: vec![], want: "", rule: None }
+fn case(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    peer: Option<&'static str>,
+) -> Case {
+    Case {
+        name,
+        method,
+        path,
+        host: "api.example.com",
+        peer,
+        headers: vec![],
+        want: "",
+        rule: None,
+    }
 }
 
 impl Case {
@@ -160,8 +182,19 @@ impl Case {
 }
 
 fn run(policy: &Policy, c: &Case) -> Decision {
-    let headers: Vec<(String, String)> = c.headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    let req = Request { method: c.method, path: c.path, host: c.host, headers: &headers, peer: c.peer, now: NOW };
+    let headers: Vec<(String, String)> = c
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let req = Request {
+        method: c.method,
+        path: c.path,
+        host: c.host,
+        headers: &headers,
+        peer: c.peer,
+        now: NOW,
+    };
     decide(policy, &req)
 }
 
@@ -171,49 +204,131 @@ fn decision_table() {
     let admin = okta_token(json!({"groups": ["staff", "admins"]}));
     let cases = vec![
         // mTLS principal kinds
-        case("exact SA via relative pattern", "GET", "/orders/42", Some(FRONTEND)).want("role_granted", Some("orders-read")),
-        case("alias trust domain", "GET", "/orders", Some(FRONTEND_ALIAS)).want("role_granted", Some("orders-read")),
-        case("namespace wildcard", "GET", "/static/app.js", Some(ORDERS)).want("role_granted", Some("shop-static")),
-        case("suffix path", "GET", "/img/logo.png", Some(ORDERS)).want("role_granted", Some("shop-static")),
-        case("foreign trust domain wildcard", "GET", "/static/x", Some(PARTNER)).want("role_granted", Some("shop-static")),
+        case(
+            "exact SA via relative pattern",
+            "GET",
+            "/orders/42",
+            Some(FRONTEND),
+        )
+        .want("role_granted", Some("orders-read")),
+        case("alias trust domain", "GET", "/orders", Some(FRONTEND_ALIAS))
+            .want("role_granted", Some("orders-read")),
+        case("namespace wildcard", "GET", "/static/app.js", Some(ORDERS))
+            .want("role_granted", Some("shop-static")),
+        case("suffix path", "GET", "/img/logo.png", Some(ORDERS))
+            .want("role_granted", Some("shop-static")),
+        case(
+            "foreign trust domain wildcard",
+            "GET",
+            "/static/x",
+            Some(PARTNER),
+        )
+        .want("role_granted", Some("shop-static")),
         // A covering rule also accepts a token role, so the answer is "send a token".
-        case("untrusted domain same ns/sa", "GET", "/orders/1", Some(STRANGER)).want("token_missing", Some("orders-read")),
-        case("wrong SA", "GET", "/orders/1", Some(ORDERS)).want("token_missing", Some("orders-read")),
-        case("wrong SA, mTLS-only rule", "GET", "/static/a", Some(BUILDER)).want("role_required", Some("shop-static")),
-        case("untrusted domain, mTLS-only rule", "GET", "/static/a", Some(STRANGER)).want("role_required", Some("shop-static")),
-        case("no peer, no token", "GET", "/orders/1", None).want("token_missing", Some("orders-read")),
-        case("{*} is one segment", "GET", "/orders/1/2", Some(FRONTEND)).want("no_matching_rule", None),
-        case("method not covered", "DELETE", "/orders/1", Some(FRONTEND)).want("no_matching_rule", None),
+        case(
+            "untrusted domain same ns/sa",
+            "GET",
+            "/orders/1",
+            Some(STRANGER),
+        )
+        .want("token_missing", Some("orders-read")),
+        case("wrong SA", "GET", "/orders/1", Some(ORDERS))
+            .want("token_missing", Some("orders-read")),
+        case(
+            "wrong SA, mTLS-only rule",
+            "GET",
+            "/static/a",
+            Some(BUILDER),
+        )
+        .want("role_required", Some("shop-static")),
+        case(
+            "untrusted domain, mTLS-only rule",
+            "GET",
+            "/static/a",
+            Some(STRANGER),
+        )
+        .want("role_required", Some("shop-static")),
+        case("no peer, no token", "GET", "/orders/1", None)
+            .want("token_missing", Some("orders-read")),
+        case("{*} is one segment", "GET", "/orders/1/2", Some(FRONTEND))
+            .want("no_matching_rule", None),
+        case("method not covered", "DELETE", "/orders/1", Some(FRONTEND))
+            .want("no_matching_rule", None),
         // deny wins
-        case("deny everyone on /debug", "GET", "/debug/vars", Some(FRONTEND)).want("denied_by_rule", Some("no-debug")),
-        case("deny by role", "POST", "/static/x", Some(PARTNER)).want("denied_by_rule", Some("no-partner-writes")),
-        case("public with token-less call", "GET", "/healthz", None).want("public_rule", Some("health")),
+        case(
+            "deny everyone on /debug",
+            "GET",
+            "/debug/vars",
+            Some(FRONTEND),
+        )
+        .want("denied_by_rule", Some("no-debug")),
+        case("deny by role", "POST", "/static/x", Some(PARTNER))
+            .want("denied_by_rule", Some("no-partner-writes")),
+        case("public with token-less call", "GET", "/healthz", None)
+            .want("public_rule", Some("health")),
         case("public only for GET", "POST", "/healthz", None).want("no_matching_rule", None),
         // both conditions
-        case("deployer SA + protected token", "POST", "/deploy", Some(DEPLOYER)).bearer(gl.clone()).want("role_granted", Some("deploy")),
-        case("token without SA", "POST", "/deploy", None).bearer(gl.clone()).want("role_required", Some("deploy")),
-        case("wrong SA with token", "POST", "/deploy", Some(BUILDER)).bearer(gl.clone()).want("role_required", Some("deploy")),
-        case("SA without token", "POST", "/deploy", Some(DEPLOYER)).want("token_missing", Some("deploy")),
+        case(
+            "deployer SA + protected token",
+            "POST",
+            "/deploy",
+            Some(DEPLOYER),
+        )
+        .bearer(gl.clone())
+        .want("role_granted", Some("deploy")),
+        case("token without SA", "POST", "/deploy", None)
+            .bearer(gl.clone())
+            .want("role_required", Some("deploy")),
+        case("wrong SA with token", "POST", "/deploy", Some(BUILDER))
+            .bearer(gl.clone())
+            .want("role_required", Some("deploy")),
+        case("SA without token", "POST", "/deploy", Some(DEPLOYER))
+            .want("token_missing", Some("deploy")),
         case("unprotected branch", "POST", "/deploy", Some(DEPLOYER))
             .bearer(gitlab_token(json!({"ref_protected": "false"})))
             .want("role_required", Some("deploy")),
-        case("bool true is not the string \"true\"", "POST", "/deploy", Some(DEPLOYER))
-            .bearer(gitlab_token(json!({"ref_protected": true})))
-            .want("role_required", Some("deploy")),
+        case(
+            "bool true is not the string \"true\"",
+            "POST",
+            "/deploy",
+            Some(DEPLOYER),
+        )
+        .bearer(gitlab_token(json!({"ref_protected": true})))
+        .want("role_required", Some("deploy")),
         case("other group", "POST", "/deploy", Some(DEPLOYER))
             .bearer(gitlab_token(json!({"namespace_path": "platform-evil"})))
             .want("role_required", Some("deploy")),
-        case("okta token for gitlab role", "POST", "/deploy", Some(DEPLOYER)).bearer(admin.clone()).want("role_required", Some("deploy")),
+        case(
+            "okta token for gitlab role",
+            "POST",
+            "/deploy",
+            Some(DEPLOYER),
+        )
+        .bearer(admin.clone())
+        .want("role_required", Some("deploy")),
         // claim kinds
-        case("contains in array", "GET", "/admin/users", None).bearer(admin.clone()).want("role_granted", Some("admin")),
-        case("host case and port", "GET", "/admin/users", None).bearer(admin.clone()).host("API.Example.COM:8443").want("role_granted", Some("admin")),
-        case("other host", "GET", "/admin/users", None).bearer(admin.clone()).host("other.example.com").want("no_matching_rule", None),
+        case("contains in array", "GET", "/admin/users", None)
+            .bearer(admin.clone())
+            .want("role_granted", Some("admin")),
+        case("host case and port", "GET", "/admin/users", None)
+            .bearer(admin.clone())
+            .host("API.Example.COM:8443")
+            .want("role_granted", Some("admin")),
+        case("other host", "GET", "/admin/users", None)
+            .bearer(admin.clone())
+            .host("other.example.com")
+            .want("no_matching_rule", None),
         case("array missing value", "GET", "/admin/users", None)
             .bearer(okta_token(json!({"groups": ["staff"]})))
             .want("role_required", Some("admin")),
-        case("groups as string is not an array", "GET", "/admin/users", None)
-            .bearer(okta_token(json!({"groups": "admins"})))
-            .want("role_required", Some("admin")),
+        case(
+            "groups as string is not an array",
+            "GET",
+            "/admin/users",
+            None,
+        )
+        .bearer(okta_token(json!({"groups": "admins"})))
+        .want("role_required", Some("admin")),
         case("scope contains", "GET", "/orders/7", None)
             .bearer(okta_token(json!({"scp": "profile orders.read email"})))
             .want("role_granted", Some("orders-read")),
@@ -221,38 +336,64 @@ fn decision_table() {
             .bearer(okta_token(json!({"scp": "orders.read.all"})))
             .want("role_required", Some("orders-read")),
         case("nested + one_of number + bool", "GET", "/audit/2026", None)
-            .bearer(okta_token(json!({"realm_access": {"roles": ["auditor"]}, "level": 4, "mfa": true})))
+            .bearer(okta_token(
+                json!({"realm_access": {"roles": ["auditor"]}, "level": 4, "mfa": true}),
+            ))
             .want("role_granted", Some("audit-log")),
         case("one_of number miss", "GET", "/audit", None)
-            .bearer(okta_token(json!({"realm_access": {"roles": ["auditor"]}, "level": 2, "mfa": true})))
+            .bearer(okta_token(
+                json!({"realm_access": {"roles": ["auditor"]}, "level": 2, "mfa": true}),
+            ))
             .want("role_required", Some("audit-log")),
         case("bool false", "GET", "/audit", None)
-            .bearer(okta_token(json!({"realm_access": {"roles": ["auditor"]}, "level": 3, "mfa": false})))
+            .bearer(okta_token(
+                json!({"realm_access": {"roles": ["auditor"]}, "level": 3, "mfa": false}),
+            ))
             .want("role_required", Some("audit-log")),
         // token locations
         case("query token", "GET", "/admin/x", None)
             .header("x-ignored", String::new())
             .want("token_missing", Some("admin")),
         // token failures are 401 even on public paths
-        case("invalid token on public path", "GET", "/healthz", None).bearer("a.b.c".into()).want("token_malformed", None),
+        case("invalid token on public path", "GET", "/healthz", None)
+            .bearer("a.b.c".into())
+            .want("token_malformed", None),
         case("expired", "GET", "/admin/x", None)
-            .bearer(okta_token(json!({"groups": ["admins"], "exp": NOW - 3600, "iat": NOW - 7200})))
+            .bearer(okta_token(
+                json!({"groups": ["admins"], "exp": NOW - 3600, "iat": NOW - 7200}),
+            ))
             .want("token_expired", None),
         case("not yet valid", "GET", "/admin/x", None)
             .bearer(okta_token(json!({"groups": ["admins"], "nbf": NOW + 3600})))
             .want("token_not_yet_valid", None),
-        case("lifetime over provider max", "POST", "/deploy", Some(DEPLOYER))
-            .bearer(gitlab_token(json!({"iat": NOW - 60, "exp": NOW + 7200})))
-            .want("token_lifetime_too_long", None),
+        case(
+            "lifetime over provider max",
+            "POST",
+            "/deploy",
+            Some(DEPLOYER),
+        )
+        .bearer(gitlab_token(json!({"iat": NOW - 60, "exp": NOW + 7200})))
+        .want("token_lifetime_too_long", None),
         case("wrong audience", "GET", "/admin/x", None)
-            .bearer(okta_token(json!({"groups": ["admins"], "aud": "api://other"})))
+            .bearer(okta_token(
+                json!({"groups": ["admins"], "aud": "api://other"}),
+            ))
             .want("token_audience_mismatch", None),
         case("unknown issuer on shared header", "GET", "/admin/x", None)
             .bearer(okta_token(json!({"iss": "https://evil.example.com"})))
             .want("token_issuer_unknown", None),
-        case("gitlab-signed token claiming okta issuer", "GET", "/admin/x", None)
-            .bearer(sign(&fx().gitlab, "ok1", &json!({"iss": OKTA, "aud": "api://shop", "exp": NOW + 60, "groups": ["admins"]})))
-            .want("token_bad_signature", None),
+        case(
+            "gitlab-signed token claiming okta issuer",
+            "GET",
+            "/admin/x",
+            None,
+        )
+        .bearer(sign(
+            &fx().gitlab,
+            "ok1",
+            &json!({"iss": OKTA, "aud": "api://shop", "exp": NOW + 60, "groups": ["admins"]}),
+        ))
+        .want("token_bad_signature", None),
         case("two authorization headers", "GET", "/admin/x", None)
             .bearer(admin.clone())
             .bearer(admin.clone())
@@ -270,7 +411,9 @@ fn decision_table() {
         case("lowercase scheme", "GET", "/admin/x", None)
             .header("authorization", format!("bearer {admin}"))
             .want("role_granted", Some("admin")),
-        case("empty bearer", "GET", "/admin/x", None).header("authorization", "Bearer ".into()).want("token_malformed", None),
+        case("empty bearer", "GET", "/admin/x", None)
+            .header("authorization", "Bearer ".into())
+            .want("token_malformed", None),
         case("cookie token", "GET", "/admin/x", None)
             .header("cookie", format!("theme=dark; okta_token={admin}"))
             .want("role_granted", Some("admin")),
@@ -279,20 +422,42 @@ fn decision_table() {
             .header("cookie", format!("okta_token={admin}"))
             .want("multiple_tokens", None),
         // path tricks never reach rule matching
-        case("double slash", "GET", "//admin/x", None).bearer(admin.clone()).want("path_not_canonical", None),
+        case("double slash", "GET", "//admin/x", None)
+            .bearer(admin.clone())
+            .want("path_not_canonical", None),
         case("encoded slash", "GET", "/admin%2Fx", None).want("path_not_canonical", None),
         case("dot-dot", "GET", "/healthz/../debug/x", None).want("path_not_canonical", None),
-        case("encoded dot", "GET", "/static/%2e%2e/debug/x", Some(ORDERS)).want("path_not_canonical", None),
-        case("query ignored for matching", "GET", "/healthz?x=/debug/a", None).want("public_rule", Some("health")),
+        case("encoded dot", "GET", "/static/%2e%2e/debug/x", Some(ORDERS))
+            .want("path_not_canonical", None),
+        case(
+            "query ignored for matching",
+            "GET",
+            "/healthz?x=/debug/a",
+            None,
+        )
+        .want("public_rule", Some("health")),
     ];
     let mut failures = Vec::new();
     for c in &cases {
         let d = run(&fx().policy, c);
         if d.reason.code() != c.want || d.rule.as_deref() != c.rule {
-            failures.push(format!("{}: got {} rule {:?}, want {} rule {:?}", c.name, d.reason.code(), d.rule, c.want, c.rule));
+            failures.push(format!(
+                "{}: got {} rule {:?}, want {} rule {:?}",
+                c.name,
+                d.reason.code(),
+                d.rule,
+                c.want,
+                c.rule
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -300,12 +465,25 @@ fn query_token_is_found_and_verified() {
     let admin = okta_token(json!({"groups": ["admins"]}));
     let path = format!("/admin/x?access_token={admin}&page=2");
     let headers = vec![];
-    let req = Request { method: "GET", path: &path, host: "api.example.com", headers: &headers, peer: None, now: NOW };
+    let req = Request {
+        method: "GET",
+        path: &path,
+        host: "api.example.com",
+        headers: &headers,
+        peer: None,
+        now: NOW,
+    };
     let d = decide(&fx().policy, &req);
     assert_eq!(d.reason.code(), "role_granted");
-    assert_eq!(d.token_location, Some(TokenLocation::Query("access_token".into())));
+    assert_eq!(
+        d.token_location,
+        Some(TokenLocation::Query("access_token".into()))
+    );
     assert_eq!(d.roles, vec!["admin".to_string()]);
-    assert_eq!(d.identity.token.unwrap().token.subject.as_deref(), Some("alice@example.com"));
+    assert_eq!(
+        d.identity.token.unwrap().token.subject.as_deref(),
+        Some("alice@example.com")
+    );
 }
 
 #[test]
@@ -326,9 +504,12 @@ fn statuses_follow_reasons() {
         case("", "GET", "/healthz", None),
         case("", "GET", "/admin/a", None).bearer(admin.clone()),
         case("", "GET", "//x", None),
-        case("", "GET", "/x", None).bearer(admin.clone()).bearer(admin),
+        case("", "GET", "/x", None)
+            .bearer(admin.clone())
+            .bearer(admin),
         case("", "GET", "/admin/a", None),
-        case("", "GET", "/admin/a", None).bearer(okta_token(json!({"exp": NOW - 1000, "iat": NOW - 2000}))),
+        case("", "GET", "/admin/a", None)
+            .bearer(okta_token(json!({"exp": NOW - 1000, "iat": NOW - 2000}))),
         case("", "GET", "/debug/a", None),
         case("", "GET", "/static/a", Some(BUILDER)),
         case("", "GET", "/nothing", Some(ORDERS)),
@@ -344,18 +525,45 @@ fn explain_trace_names_failing_conditions() {
     let f = fx();
     let tok = gitlab_token(json!({"ref_protected": "false"}));
     let headers = vec![("authorization".to_string(), format!("Bearer {tok}"))];
-    let req = Request { method: "POST", path: "/deploy", host: "h", headers: &headers, peer: Some(BUILDER), now: NOW };
-    let token = authenticate_token(&f.policy, &req).unwrap();
-    let identity = Identity { peer: Some(crate::spiffe::SpiffeId::parse(BUILDER).unwrap()), token };
+    let req = Request {
+        method: "POST",
+        path: "/deploy",
+        host: "h",
+        headers: &headers,
+        peer: Some(BUILDER),
+        now: NOW,
+    };
+    let token =
+        authenticate_token(&f.policy, &req, &mut crate::cache::TokenCache::disabled()).unwrap();
+    let identity = Identity {
+        peer: Some(crate::spiffe::SpiffeId::parse(BUILDER).unwrap()),
+        token,
+    };
     let mut trace = Trace::default();
-    let d = authorize(&f.policy, identity, &Operation { method: "POST", host: "h", path: "/deploy" }, Some(&mut trace));
+    let d = authorize(
+        &f.policy,
+        identity,
+        &Operation {
+            method: "POST",
+            host: "h",
+            path: "/deploy",
+        },
+        Some(&mut trace),
+    );
     assert_eq!(d.reason.code(), "role_required");
     let release = trace.roles.iter().find(|r| r.role == "release").unwrap();
     assert!(!release.held);
     let text = release.conditions.join("\n");
-    assert!(text.contains("FAIL mTLS principal spiffe://cluster.local/ns/ci/sa/builder"), "{text}");
+    assert!(
+        text.contains("FAIL mTLS principal spiffe://cluster.local/ns/ci/sa/builder"),
+        "{text}"
+    );
     assert!(text.contains("ok   claim"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("FAIL claim") && l.contains("ref_protected")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL claim") && l.contains("ref_protected")),
+        "{text}"
+    );
     let deploy = trace.rules.iter().find(|r| r.rule == "deploy").unwrap();
     assert!(deploy.covers_operation && !deploy.applies_to_caller);
 }

@@ -287,6 +287,15 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// Version of the key set: the token cache drops entries verified under
+    /// another generation, so a rotated-out key stops being honoured at once.
+    /// Inline keys never change within a policy: always 0.
+    pub fn key_generation(&self) -> u64 {
+        0
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {

@@ -336,3 +336,44 @@ fn every_reason_has_a_counter() {
         );
     }
 }
+
+#[test]
+fn repeated_token_is_served_from_the_cache_until_exp() {
+    let (mut host, l) = loaded("enforce");
+    let tok = okta_token(json!({"groups": ["admins"], "exp": NOW + 2}));
+    let bearer = format!("Bearer {tok}");
+    for _ in 0..3 {
+        request(
+            &mut host,
+            "GET",
+            "/admin/x",
+            None,
+            &[("authorization", &bearer)],
+        );
+        assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    }
+    assert_eq!((l.cache.borrow().hits(), l.cache.borrow().misses()), (2, 1));
+    // At exp the cached entry is not used: the token is re-verified and refused.
+    request(
+        &mut host,
+        "GET",
+        "/admin/x",
+        None,
+        &[("authorization", &bearer)],
+    );
+    host.now_ms = (NOW + 2) * 1000 + 31_000; // past exp + default 30 s skew
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop);
+    assert_eq!(host.sent.as_ref().unwrap().0, 401);
+    // A different (tampered) token never hits another token's entry.
+    let mut forged = tok.clone();
+    forged.pop();
+    forged.push(if tok.ends_with('A') { 'B' } else { 'A' });
+    request(
+        &mut host,
+        "GET",
+        "/admin/x",
+        None,
+        &[("authorization", &format!("Bearer {forged}"))],
+    );
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop);
+}
