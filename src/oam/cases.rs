@@ -1,0 +1,180 @@
+//! Policy unit tests (`oam-authz test app.yaml cases.yaml`), like `opa test`:
+//! each case is a request and the decision it must get.
+//!
+//! ```yaml
+//! now: 1767225600            # optional default for every case (unix seconds)
+//! cases:
+//!   - name: frontend lists orders
+//!     component: orders
+//!     principal: frontend     # a component name or spiffe://…
+//!     claims: {iss: https://example.okta.com, groups: [shop-admins]}
+//!     provider: okta          # optional, chosen by 'iss' otherwise
+//!     method: GET
+//!     path: /orders/42
+//!     host: orders.shop.example.com
+//!     expect: {decision: allow, status: 200, reason: role_granted, rule: read-orders}
+//! ```
+
+use super::compile::CompiledComponent;
+use super::evaluate::{evaluate, Input};
+use super::load::{strict, Application};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    #[serde(default)]
+    pub now: Option<u64>,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    pub component: String,
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub claims: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default = "get")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub now: Option<u64>,
+    pub expect: Expect,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub decision: Verdict,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub rule: Option<String>,
+}
+
+/// Parse a cases file; errors name the field path.
+pub fn parse(text: &str) -> Result<CaseFile, String> {
+    let value: Value = serde_norway::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    strict::<CaseFile>(&value, "")
+        .map_err(|(path, msg)| format!("{}: {msg}", path.trim_start_matches('.')))
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub passed: usize,
+    pub failed: usize,
+}
+
+/// Run every case; `now` is the fallback clock.
+pub fn run(app: &Application, compiled: &[CompiledComponent], file: &CaseFile, now: u64) -> Report {
+    let mut report = Report::default();
+    for (i, case) in file.cases.iter().enumerate() {
+        let label = format!("cases[{i}] {}", case.name);
+        match run_case(app, compiled, case, case.now.or(file.now).unwrap_or(now)) {
+            Ok(()) => {
+                report.passed += 1;
+                report.lines.push(format!("PASS  {label}"));
+            }
+            Err(why) => {
+                report.failed += 1;
+                report.lines.push(format!("FAIL  {label}: {why}"));
+            }
+        }
+    }
+    report
+}
+
+fn run_case(
+    app: &Application,
+    compiled: &[CompiledComponent],
+    case: &Case,
+    now: u64,
+) -> Result<(), String> {
+    let c = compiled
+        .iter()
+        .find(|c| c.component == case.component)
+        .ok_or_else(|| {
+            let names: Vec<&str> = compiled.iter().map(|c| c.component.as_str()).collect();
+            format!(
+                "component '{}' is not protected by a mesh-access trait (protected: {})",
+                case.component,
+                names.join(", ")
+            )
+        })?;
+    if case.token.is_some() && case.claims.is_some() {
+        return Err("give 'token' or 'claims', not both".into());
+    }
+    let input = Input {
+        principal: case.principal.clone(),
+        token: case.token.clone(),
+        claims: case.claims.clone(),
+        provider: case.provider.clone(),
+        method: case.method.clone(),
+        path: case.path.clone(),
+        host: case.host.clone(),
+        now,
+    };
+    let o = evaluate(app, c, &input)?;
+    let d = &o.decision;
+    let got_verdict = if d.allowed() {
+        Verdict::Allow
+    } else {
+        Verdict::Deny
+    };
+    let e = &case.expect;
+    let ok = got_verdict == e.decision
+        && e.status.is_none_or(|s| s == d.status())
+        && e.reason.as_deref().is_none_or(|r| r == d.reason.code())
+        && e.rule.as_ref().is_none_or(|r| d.rule.as_ref() == Some(r));
+    if ok {
+        return Ok(());
+    }
+    let show = |v: Verdict| match v {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+    };
+    let mut want = vec![show(e.decision).to_string()];
+    want.extend(e.status.map(|s| s.to_string()));
+    want.extend(e.reason.clone());
+    want.extend(e.rule.as_ref().map(|r| format!("rule '{r}'")));
+    let mut got = vec![
+        show(got_verdict).to_string(),
+        d.status().to_string(),
+        d.reason.code().to_string(),
+    ];
+    got.extend(d.rule.as_ref().map(|r| format!("rule '{r}'")));
+    let roles = if d.roles.is_empty() {
+        "none".to_string()
+    } else {
+        d.roles.join(", ")
+    };
+    Err(format!(
+        "expected {}, got {} (roles held: {roles}; run 'oam-authz explain' for the trace)",
+        want.join(" "),
+        got.join(" ")
+    ))
+}

@@ -1,0 +1,383 @@
+//! Reading OAM `Application` documents from YAML.
+//!
+//! Only the parts oam-authz owns are parsed strictly (the `mesh-access`
+//! trait, the `mesh-identity` policy); the rest of the application (workload
+//! properties, other traits, workflow) belongs to KubeVela and is read only
+//! for names, namespaces and service accounts.
+
+use super::finding::{Finding, Scope};
+use super::model::{
+    MeshAccess, MeshIdentity, POLICY_MESH_IDENTITY, TRAIT_MESH_ACCESS, TRAIT_SERVICE_ACCOUNT,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// An application, ready for compilation.
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub name: String,
+    /// `metadata.namespace`, else `default`.
+    pub namespace: String,
+    pub components: Vec<Component>,
+    pub identity: Option<IdentityPolicy>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityPolicy {
+    pub name: String,
+    /// Path of the policy's `properties`, e.g. `spec.policies[0].properties`.
+    pub path: String,
+    pub spec: MeshIdentity,
+}
+
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub name: String,
+    /// `spec.components[i]`.
+    pub path: String,
+    pub service_account: String,
+    /// Where the service account came from, for messages.
+    pub service_account_origin: String,
+    pub access: Option<AccessTrait>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessTrait {
+    /// Path of the trait's `properties`, e.g. `spec.components[1].traits[0].properties`.
+    pub path: String,
+    pub spec: MeshAccess,
+}
+
+impl Application {
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+/// Kubernetes object names (RFC 1123 label for namespaces and service accounts).
+pub fn valid_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Subdomain-style names (service accounts may contain dots).
+pub fn valid_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(valid_dns_label)
+}
+
+/// Parse with serde, reporting the field path inside `value` on error.
+pub fn strict<T: DeserializeOwned>(value: &Value, base: &str) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = if inner == "." || inner.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}.{inner}")
+        };
+        (path, e.into_inner().to_string())
+    })
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Load every `Application` in a (multi-document) YAML text. Findings carry
+/// no file name yet; the caller sets it.
+pub fn load_str(text: &str) -> (Vec<Application>, Vec<Finding>) {
+    let mut apps = Vec::new();
+    let mut findings = Vec::new();
+    let unnamed = || Scope::Application("?".into());
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let value = match Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                findings.push(Finding::error(
+                    unnamed(),
+                    "",
+                    format!("not valid YAML: {e}"),
+                ));
+                return (apps, findings);
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        if str_at(&value, "kind") != Some("Application") {
+            continue;
+        }
+        if let Some(app) = load_application(&value, &mut findings) {
+            apps.push(app);
+        }
+    }
+    if apps.is_empty() && findings.is_empty() {
+        findings.push(Finding::error(
+            unnamed(),
+            "",
+            "no OAM Application found: expected a document with 'apiVersion: core.oam.dev/v1beta1' and 'kind: Application'",
+        ));
+    }
+    (apps, findings)
+}
+
+fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Application> {
+    let name = doc
+        .get("metadata")
+        .and_then(|m| str_at(m, "name"))
+        .map(str::to_string);
+    let scope_app = Scope::Application(name.clone().unwrap_or_else(|| "?".into()));
+    match str_at(doc, "apiVersion") {
+        Some(v) if v.starts_with("core.oam.dev/") => {}
+        other => findings.push(Finding::error(
+            scope_app.clone(),
+            "apiVersion",
+            format!(
+                "'{}': an OAM Application has apiVersion core.oam.dev/v1beta1",
+                other.unwrap_or("")
+            ),
+        )),
+    }
+    let Some(name) = name else {
+        findings.push(Finding::error(
+            scope_app,
+            "metadata.name",
+            "required: the application name (it becomes the app.oam.dev/name label)",
+        ));
+        return None;
+    };
+    let namespace = match doc.get("metadata").and_then(|m| m.get("namespace")) {
+        None | Some(Value::Null) => "default".to_string(),
+        Some(Value::String(ns)) if valid_dns_label(ns) => ns.clone(),
+        Some(other) => {
+            findings.push(Finding::error(
+                scope_app.clone(),
+                "metadata.namespace",
+                format!("{other}: a Kubernetes namespace name (lowercase letters, digits, '-')"),
+            ));
+            "default".to_string()
+        }
+    };
+
+    let empty = Vec::new();
+    let spec = doc.get("spec");
+    let comps = match spec.and_then(|s| s.get("components")) {
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            findings.push(Finding::error(
+                scope_app.clone(),
+                "spec.components",
+                "must be a list of components",
+            ));
+            &empty
+        }
+        None => {
+            findings.push(Finding::error(
+                scope_app.clone(),
+                "spec.components",
+                "required: an application needs at least one component",
+            ));
+            &empty
+        }
+    };
+    let mut components: Vec<Component> = Vec::new();
+    for (i, c) in comps.iter().enumerate() {
+        if let Some(comp) = load_component(c, i, &components, findings) {
+            components.push(comp);
+        }
+    }
+
+    let mut identity: Option<IdentityPolicy> = None;
+    let policies = match spec.and_then(|s| s.get("policies")) {
+        Some(Value::Array(list)) => list.as_slice(),
+        None | Some(Value::Null) => &[],
+        Some(_) => {
+            findings.push(Finding::error(
+                scope_app.clone(),
+                "spec.policies",
+                "must be a list of policies",
+            ));
+            &[]
+        }
+    };
+    for (i, p) in policies.iter().enumerate() {
+        let path = format!("spec.policies[{i}]");
+        let pname = str_at(p, "name").unwrap_or("?").to_string();
+        let scope = Scope::Policy(pname.clone());
+        match str_at(p, "type") {
+            Some(POLICY_MESH_IDENTITY) => {}
+            Some(TRAIT_MESH_ACCESS) => {
+                findings.push(Finding::error(
+                    scope,
+                    format!("{path}.type"),
+                    "'mesh-access' is a component trait: put it under the protected component's traits",
+                ));
+                continue;
+            }
+            _ => continue,
+        }
+        if let Some(prev) = &identity {
+            findings.push(Finding::error(
+                scope,
+                path,
+                format!(
+                    "a second mesh-identity policy; the application already has '{}' and the two would disagree on issuers and trust domain: merge them",
+                    prev.name
+                ),
+            ));
+            continue;
+        }
+        let ppath = format!("{path}.properties");
+        let props = p.get("properties").cloned().unwrap_or(Value::Null);
+        let props = if props.is_null() {
+            Value::Object(Default::default())
+        } else {
+            props
+        };
+        match strict::<MeshIdentity>(&props, &ppath) {
+            Ok(spec) => {
+                identity = Some(IdentityPolicy {
+                    name: pname,
+                    path: ppath,
+                    spec,
+                })
+            }
+            Err((fpath, msg)) => findings.push(Finding::error(scope, fpath, msg)),
+        }
+    }
+
+    Some(Application {
+        name,
+        namespace,
+        components,
+        identity,
+    })
+}
+
+fn load_component(
+    c: &Value,
+    i: usize,
+    seen: &[Component],
+    findings: &mut Vec<Finding>,
+) -> Option<Component> {
+    let path = format!("spec.components[{i}]");
+    let Some(name) = str_at(c, "name") else {
+        findings.push(Finding::error(
+            Scope::Component(format!("#{i}")),
+            format!("{path}.name"),
+            "required: the component name",
+        ));
+        return None;
+    };
+    let scope = Scope::Component(name.to_string());
+    if seen.iter().any(|s| s.name == name) {
+        findings.push(Finding::error(
+            scope.clone(),
+            format!("{path}.name"),
+            format!("duplicate component name '{name}'"),
+        ));
+        return None;
+    }
+
+    let mut service_account = "default".to_string();
+    let mut origin = "default (no service-account trait or serviceAccountName)".to_string();
+    if let Some(sa) = c
+        .get("properties")
+        .and_then(|p| p.get("serviceAccountName"))
+    {
+        match sa.as_str() {
+            Some(s) if valid_dns_subdomain(s) => {
+                service_account = s.to_string();
+                origin = format!("{path}.properties.serviceAccountName");
+            }
+            _ => findings.push(Finding::error(
+                scope.clone(),
+                format!("{path}.properties.serviceAccountName"),
+                format!("{sa}: a Kubernetes service account name"),
+            )),
+        }
+    }
+
+    let mut access: Option<AccessTrait> = None;
+    let traits = match c.get("traits") {
+        Some(Value::Array(list)) => list.as_slice(),
+        None | Some(Value::Null) => &[],
+        Some(_) => {
+            findings.push(Finding::error(
+                scope.clone(),
+                format!("{path}.traits"),
+                "must be a list of traits",
+            ));
+            &[]
+        }
+    };
+    for (j, t) in traits.iter().enumerate() {
+        let tpath = format!("{path}.traits[{j}]");
+        let ppath = format!("{tpath}.properties");
+        match str_at(t, "type") {
+            Some(TRAIT_MESH_ACCESS) => {
+                if access.is_some() {
+                    findings.push(Finding::error(
+                        scope.clone(),
+                        tpath,
+                        "a second mesh-access trait on the same component; merge their roles and rules into one",
+                    ));
+                    continue;
+                }
+                let props = t.get("properties").cloned().unwrap_or(Value::Null);
+                if props.is_null() {
+                    findings.push(Finding::error(
+                        scope.clone(),
+                        ppath,
+                        "required: the trait needs at least 'rules'",
+                    ));
+                    continue;
+                }
+                match strict::<MeshAccess>(&props, &ppath) {
+                    Ok(spec) => access = Some(AccessTrait { path: ppath, spec }),
+                    Err((fpath, msg)) => findings.push(Finding::error(scope.clone(), fpath, msg)),
+                }
+            }
+            Some(TRAIT_SERVICE_ACCOUNT) => {
+                let sa = t.get("properties").and_then(|p| p.get("name"));
+                match sa.and_then(Value::as_str) {
+                    Some(s) if valid_dns_subdomain(s) => {
+                        if service_account != "default" && service_account != s {
+                            findings.push(Finding::warning(
+                                scope.clone(),
+                                format!("{ppath}.name"),
+                                format!(
+                                    "service account '{s}' overrides serviceAccountName '{service_account}'; the trait wins"
+                                ),
+                            ));
+                        }
+                        service_account = s.to_string();
+                        origin = format!("{ppath}.name");
+                    }
+                    _ => findings.push(Finding::error(
+                        scope.clone(),
+                        format!("{ppath}.name"),
+                        "required: the service account name (lowercase letters, digits, '-', '.')",
+                    )),
+                }
+            }
+            Some(POLICY_MESH_IDENTITY) => findings.push(Finding::error(
+                scope.clone(),
+                format!("{tpath}.type"),
+                "'mesh-identity' is an application policy: put it under spec.policies",
+            )),
+            _ => {}
+        }
+    }
+    Some(Component {
+        name: name.to_string(),
+        path,
+        service_account,
+        service_account_origin: origin,
+        access,
+    })
+}

@@ -1,0 +1,169 @@
+//! The OAM vocabulary of oam-authz, as written in an `Application`:
+//!
+//! - the component trait `mesh-access` ([`MeshAccess`]): roles, rules, mode;
+//! - the application policy `mesh-identity` ([`MeshIdentity`]): JWT providers,
+//!   trust domain and aliases, and shared (claim-to-role) roles.
+//!
+//! Field names are camelCase, as everywhere in Kubernetes and KubeVela; the
+//! compiler maps them onto the snake_case plugin configuration
+//! (`crate::config`). Every struct denies unknown fields: a typo such as
+//! `method:` for `methods:` would otherwise silently widen a rule to every
+//! method. The JSON Schemas in `istio/schemas/` describe the same shapes.
+
+use crate::config::{Effect, Mode, TokenSource};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Trait type name of the component trait.
+pub const TRAIT_MESH_ACCESS: &str = "mesh-access";
+/// Policy type name of the application policy.
+pub const POLICY_MESH_IDENTITY: &str = "mesh-identity";
+/// KubeVela's built-in trait that sets a component's service account.
+pub const TRAIT_SERVICE_ACCOUNT: &str = "service-account";
+
+/// `traits[].properties` of a `mesh-access` trait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MeshAccess {
+    /// `enforce` (default) or `audit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Label for audit events. Default: `<app>/<component>@<config hash>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    /// Roles local to this component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<AccessRole>,
+    /// Rules, in order. Deny rules win wherever they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<AccessRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Forward>,
+    /// Identity settings for this component only. KubeVela renders a trait
+    /// without access to the application's policies, so the KubeVela trait
+    /// takes them here; with the CLI, prefer the `mesh-identity` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<MeshIdentity>,
+}
+
+/// A role: who the caller must be. `principals` (mTLS) and `jwt` (token);
+/// with both, both must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessRole {
+    pub name: String,
+    /// Component names of this application, or SPIFFE principal patterns
+    /// (`ns/<ns>/sa/<sa>`, `ns/<ns>/*`, `spiffe://<td>/ns/<ns>/sa/<sa>`, `*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principals: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtRequirement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtRequirement {
+    /// Name of a provider of the `mesh-identity` policy.
+    pub provider: String,
+    /// All must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimMatch>,
+}
+
+/// One test on one claim; exactly one operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClaimMatch {
+    /// Dotted path into the claims, e.g. `realm_access.roles`.
+    pub claim: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessRule {
+    pub name: String,
+    /// `allow` (default) or `deny`.
+    #[serde(default)]
+    pub effect: Effect,
+    /// Role names: this component's roles or shared roles of `mesh-identity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// No identity needed (allow rules only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Forward {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_header: Option<String>,
+    /// header name -> claim path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claim_headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strip_headers: Vec<String>,
+}
+
+/// `policies[].properties` of a `mesh-identity` policy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MeshIdentity {
+    /// Default `cluster.local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_domain_aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderSpec>,
+    /// Named reusable roles (claim-to-role mappings), usable by every
+    /// component's rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<AccessRole>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProviderSpec {
+    pub name: String,
+    pub issuer: String,
+    /// Required; optional here only so that a missing list gets a precise message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// Required allow-list, e.g. `[RS256]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Vec<String>>,
+    /// Inline JWK set `{keys: [...]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    /// Token locations; default `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<TokenSource>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_token: bool,
+}
