@@ -358,10 +358,28 @@ fn holds(
     ok
 }
 
-fn applies(rule: &Rule, held: &[bool]) -> bool {
-    match &rule.subjects {
-        Subjects::Public | Subjects::Everyone => true,
-        Subjects::Roles(rs) => rs.iter().any(|r| held.get(*r).copied().unwrap_or(false)),
+/// Roles evaluated on demand: a request pays only for the roles named by the
+/// rules that cover it, however many roles the policy has.
+struct Held<'p> {
+    policy: &'p Policy,
+    known: Vec<(usize, bool)>,
+}
+
+impl Held<'_> {
+    fn get(&mut self, i: usize, identity: &Identity) -> bool {
+        if let Some((_, h)) = self.known.iter().find(|(k, _)| *k == i) {
+            return *h;
+        }
+        let h = holds(self.policy, i, identity, None);
+        self.known.push((i, h));
+        h
+    }
+
+    fn applies(&mut self, rule: &Rule, identity: &Identity) -> bool {
+        match &rule.subjects {
+            Subjects::Public | Subjects::Everyone => true,
+            Subjects::Roles(rs) => rs.iter().any(|r| self.get(*r, identity)),
+        }
     }
 }
 
@@ -371,89 +389,97 @@ pub fn authorize(
     policy: &Policy,
     identity: Identity,
     op: &Operation<'_>,
-    mut trace: Option<&mut Trace>,
+    trace: Option<&mut Trace>,
 ) -> Decision {
-    let held: Vec<bool> = (0..policy.roles.len())
-        .map(|i| match trace.as_deref_mut() {
-            Some(t) => {
-                let mut conditions = Vec::new();
-                let h = holds(policy, i, &identity, Some(&mut conditions));
-                let role = policy
-                    .roles
-                    .get(i)
-                    .map(|r| r.name.clone())
-                    .unwrap_or_default();
-                t.roles.push(RoleTrace {
-                    role,
-                    held: h,
-                    conditions,
-                });
-                h
-            }
-            None => holds(policy, i, &identity, None),
-        })
-        .collect();
-    let roles: Vec<String> = policy
-        .roles
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| **h)
-        .map(|(r, _)| r.name.clone())
-        .collect();
+    let covering: Vec<(usize, &Rule)> =
+        policy.covering_rules(op.method, op.host, op.path).collect();
+    let mut held = Held {
+        policy,
+        known: Vec::new(),
+    };
 
-    let covering: Vec<&Rule> = policy
-        .rules
-        .iter()
-        .filter(|r| r.covers(op.method, op.host, op.path))
-        .collect();
     if let Some(t) = trace {
-        for r in &policy.rules {
-            let covers = covering.iter().any(|c| std::ptr::eq(*c, r));
+        // Explain mode: evaluate every role and every rule, with reasons.
+        for i in 0..policy.roles.len() {
+            let mut conditions = Vec::new();
+            let h = holds(policy, i, &identity, Some(&mut conditions));
+            held.known.push((i, h));
+            let role = policy
+                .roles
+                .get(i)
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
+            t.roles.push(RoleTrace {
+                role,
+                held: h,
+                conditions,
+            });
+        }
+        for (i, r) in policy.rules.iter().enumerate() {
             t.rules.push(RuleTrace {
                 rule: r.name.clone(),
                 effect: r.effect,
-                covers_operation: covers,
-                applies_to_caller: applies(r, &held),
+                covers_operation: covering.iter().any(|(c, _)| *c == i),
+                applies_to_caller: held.applies(r, &identity),
             });
         }
     }
-    let decide = |reason: Reason, rule: Option<&Rule>| Decision {
-        reason,
-        rule: rule.map(|r| r.name.clone()),
-        roles: roles.clone(),
-        identity: identity.clone(),
-        token_location: None,
-    };
 
-    if let Some(r) = covering
+    let mut verdict: Option<(Reason, Option<&Rule>)> = None;
+    if let Some((_, r)) = covering
         .iter()
-        .find(|r| r.effect == Effect::Deny && applies(r, &held))
+        .find(|(_, r)| r.effect == Effect::Deny && held.applies(r, &identity))
     {
-        return decide(Reason::DeniedByRule, Some(r));
+        verdict = Some((Reason::DeniedByRule, Some(*r)));
     }
-    let allows = || covering.iter().filter(|r| r.effect == Effect::Allow);
-    if let Some(r) = allows().find(|r| applies(r, &held)) {
-        let reason = if r.subjects == Subjects::Public {
-            Reason::PublicRule
-        } else {
-            Reason::RoleGranted
-        };
-        return decide(reason, Some(r));
+    if verdict.is_none() {
+        if let Some((_, r)) = covering
+            .iter()
+            .find(|(_, r)| r.effect == Effect::Allow && held.applies(r, &identity))
+        {
+            let reason = if r.subjects == Subjects::Public {
+                Reason::PublicRule
+            } else {
+                Reason::RoleGranted
+            };
+            verdict = Some((reason, Some(*r)));
+        }
     }
-    if identity.token.is_none() {
-        let needs_token = |r: &&&Rule| match &r.subjects {
+    let allows = || {
+        covering
+            .iter()
+            .filter(|(_, r)| r.effect == Effect::Allow)
+            .map(|(_, r)| *r)
+    };
+    if verdict.is_none() && identity.token.is_none() {
+        let needs_token = |r: &&Rule| match &r.subjects {
             Subjects::Roles(rs) => rs
                 .iter()
                 .any(|i| policy.roles.get(*i).is_some_and(|role| role.jwt.is_some())),
             _ => false,
         };
         if let Some(r) = allows().find(needs_token) {
-            return decide(Reason::TokenMissing, Some(r));
+            verdict = Some((Reason::TokenMissing, Some(r)));
         }
     }
-    match allows().next() {
-        Some(r) => decide(Reason::RoleRequired, Some(r)),
-        None => decide(Reason::NoMatchingRule, None),
+    let (reason, rule) = verdict.unwrap_or_else(|| match allows().next() {
+        Some(r) => (Reason::RoleRequired, Some(r)),
+        None => (Reason::NoMatchingRule, None),
+    });
+    // Report the held roles among those this request depended on.
+    let mut known = held.known;
+    known.sort_unstable();
+    let roles = known
+        .iter()
+        .filter(|(_, h)| *h)
+        .filter_map(|(i, _)| policy.roles.get(*i).map(|r| r.name.clone()))
+        .collect();
+    Decision {
+        reason,
+        rule: rule.map(|r| r.name.clone()),
+        roles,
+        identity,
+        token_location: None,
     }
 }
 

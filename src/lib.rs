@@ -14,6 +14,7 @@ pub mod decision;
 pub mod engine;
 pub mod error;
 pub mod hostname;
+pub mod index;
 pub mod jwt;
 pub mod path;
 pub mod policy;

@@ -7,6 +7,7 @@ use crate::config::{
 };
 use crate::error::{ConfigError, Problem};
 use crate::hostname::{parse_method, HostPattern};
+use crate::index::RuleIndex;
 use crate::jwt::{ClaimTest, Provider};
 use crate::path::PathPattern;
 use crate::spiffe::{valid_trust_domain, PrincipalPattern};
@@ -91,6 +92,8 @@ pub struct Policy {
     pub strip_headers: Vec<String>,
     /// Distinct token locations, each with the providers that read it.
     pub token_sources: Vec<(TokenSource, Vec<usize>)>,
+    /// Path index over `rules`.
+    pub index: RuleIndex,
 }
 
 impl Policy {
@@ -271,6 +274,7 @@ impl Policy {
             }
         }
 
+        let index = RuleIndex::build(&rules);
         Ok(Policy {
             version,
             mode: cfg.mode,
@@ -281,7 +285,28 @@ impl Policy {
             forward,
             strip_headers,
             token_sources,
+            index,
         })
+    }
+
+    /// The rules covering an operation, in policy order (index-narrowed,
+    /// then fully checked).
+    pub fn covering_rules<'a>(
+        &'a self,
+        method: &'a str,
+        host: &'a str,
+        path: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a Rule)> + 'a {
+        self.index
+            .candidates(path)
+            .into_iter()
+            .filter_map(move |i| {
+                let i = i as usize;
+                self.rules
+                    .get(i)
+                    .filter(|r| r.covers(method, host, path))
+                    .map(|r| (i, r))
+            })
     }
 
     pub fn role_index(&self, name: &str) -> Option<usize> {
