@@ -131,7 +131,11 @@ pub fn compile_app(app: &Application, opts: &Options) -> (Vec<CompiledComponent>
             out.push(c);
         }
     }
-    if !app.components.iter().any(|c| c.access.is_some()) {
+    if !app
+        .components
+        .iter()
+        .any(|c| c.access.is_some() || c.access_invalid)
+    {
         findings.push(Finding::warning(
             Scope::Application(app.name.clone()),
             "spec.components",

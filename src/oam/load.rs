@@ -40,6 +40,8 @@ pub struct Component {
     /// Where the service account came from, for messages.
     pub service_account_origin: String,
     pub access: Option<AccessTrait>,
+    /// A mesh-access trait is present but could not be read.
+    pub access_invalid: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +305,7 @@ fn load_component(
     }
 
     let mut access: Option<AccessTrait> = None;
+    let mut access_invalid = false;
     let traits = match c.get("traits") {
         Some(Value::Array(list)) => list.as_slice(),
         None | Some(Value::Null) => &[],
@@ -330,6 +333,7 @@ fn load_component(
                 }
                 let props = t.get("properties").cloned().unwrap_or(Value::Null);
                 if props.is_null() {
+                    access_invalid = true;
                     findings.push(Finding::error(
                         scope.clone(),
                         ppath,
@@ -339,7 +343,10 @@ fn load_component(
                 }
                 match strict::<MeshAccess>(&props, &ppath) {
                     Ok(spec) => access = Some(AccessTrait { path: ppath, spec }),
-                    Err((fpath, msg)) => findings.push(Finding::error(scope.clone(), fpath, msg)),
+                    Err((fpath, msg)) => {
+                        access_invalid = true;
+                        findings.push(Finding::error(scope.clone(), fpath, msg))
+                    }
                 }
             }
             Some(TRAIT_SERVICE_ACCOUNT) => {
@@ -379,5 +386,6 @@ fn load_component(
         service_account,
         service_account_origin: origin,
         access,
+        access_invalid,
     })
 }

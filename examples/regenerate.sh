@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerate the checked-in compiled output of every example application.
+# tests/cli_examples.rs runs the same commands and fails when the files drift.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --quiet --bin oam-authz
+BIN=target/debug/oam-authz
+URL=oci://registry.example.com/oam-authz/filter:0.1.0
+for app in shop deploy-api artifact-store; do
+  dir=examples/$app
+  rm -rf "$dir/compiled"
+  "$BIN" compile "$dir/app.yaml" --url "$URL" --namespace-default --out-dir "$dir/compiled"
+  "$BIN" compile "$dir/app.yaml" --format envoy --out-dir "$dir/compiled/envoy"
+  "$BIN" export-istio "$dir/app.yaml" > "$dir/compiled/istio-native.yaml"
+done
