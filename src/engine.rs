@@ -383,6 +383,15 @@ impl Held<'_> {
     }
 }
 
+/// Every role the identity holds, in policy order. O(roles): used only when
+/// the operator forwards roles upstream (`forward.roles_header`).
+pub fn held_roles(policy: &Policy, identity: &Identity) -> Vec<String> {
+    (0..policy.roles.len())
+        .filter(|i| holds(policy, *i, identity, None))
+        .filter_map(|i| policy.roles.get(i).map(|r| r.name.clone()))
+        .collect()
+}
+
 /// Authorize an authenticated identity. Deny rules win; then the first allow
 /// rule that covers the operation and applies to the caller; else deny.
 pub fn authorize(

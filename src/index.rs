@@ -122,7 +122,7 @@ fn walk(node: &Node, segs: &[&str], i: usize, out: &mut Vec<u32>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use crate::policy::Policy;
     use serde_json::json;

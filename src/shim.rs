@@ -183,12 +183,17 @@ pub fn on_request_headers<H: Host>(host: &mut H, loaded: &Loaded) -> Verdict {
         peer: peer.as_deref(),
         now: now_ms / 1000,
     };
-    let d = match loaded.cache.try_borrow_mut() {
+    let mut d = match loaded.cache.try_borrow_mut() {
         Ok(mut c) => decide_cached(policy, &req, &mut c),
         // Unreachable (one request at a time per VM); never trap over a cache.
         Err(_) => decide_cached(policy, &req, &mut TokenCache::disabled()),
     };
 
+    // The decision evaluated only the roles it needed; the upstream gets all.
+    let forwards = d.allowed() || policy.mode == Mode::Audit;
+    if forwards && policy.forward.roles_header.is_some() {
+        d.roles = crate::engine::held_roles(policy, &d.identity);
+    }
     // Log the host as matched: lowercased, port removed.
     let host_name = crate::hostname::normalize_host(authority);
     let ev = audit::event(policy, &d, now_ms, request_id, method, &host_name, path);

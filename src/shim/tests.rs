@@ -178,9 +178,8 @@ fn audit_mode_passes_and_counts_would_deny() {
     );
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
     assert!(host.sent.is_none());
-    // The spoofed value is gone; no rule covering /debug names a role, so
-    // no role was evaluated and none is forwarded.
-    assert!(host.header("x-oam-roles").is_empty());
+    // The spoofed value is gone; the proven roles are forwarded.
+    assert_eq!(host.header("x-oam-roles"), vec!["frontend,shop-ns"]);
     let ev = audit_events(&host);
     assert_eq!(ev[0]["decision"], "audit_deny");
     assert_eq!(ev[0]["status"], 403);
