@@ -2,7 +2,12 @@
 //! `oam-authz compile` produces now (byte for byte), and their policy test
 //! cases must pass. Regenerate with `examples/regenerate.sh`.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -93,6 +93,9 @@ pub fn compile_app(app: &Application, opts: &Options) -> (Vec<CompiledComponent>
     let app_identity_ok = check_identity(app, &app_identity, opts, &mut findings);
 
     let mut out = Vec::new();
+    if app.identity_invalid {
+        return (out, findings);
+    }
     for comp in &app.components {
         let Some(access) = &comp.access else { continue };
         let scope = Scope::Component(comp.name.clone());
@@ -519,6 +522,9 @@ fn forward_config(f: &Forward) -> ForwardConfig {
     }
 }
 
+/// Parses one list item of a rule, returning the engine's message.
+type Parser = fn(&str) -> Result<(), String>;
+
 fn check_rule(
     rule: &AccessRule,
     path: &str,
@@ -590,7 +596,7 @@ fn check_rule(
         ),
         _ => {}
     }
-    let lists: [(&str, &Option<Vec<String>>, fn(&str) -> Result<(), String>); 3] = [
+    let lists: [(&str, &Option<Vec<String>>, Parser); 3] = [
         ("methods", &rule.methods, |m| parse_method(m).map(|_| ())),
         ("hosts", &rule.hosts, |h| HostPattern::parse(h).map(|_| ())),
         ("paths", &rule.paths, |p| PathPattern::parse(p).map(|_| ())),

@@ -21,6 +21,9 @@ pub struct Application {
     pub namespace: String,
     pub components: Vec<Component>,
     pub identity: Option<IdentityPolicy>,
+    /// A mesh-identity policy is present but could not be read: components
+    /// are not checked against it (that would only repeat the one error).
+    pub identity_invalid: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +197,7 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
     }
 
     let mut identity: Option<IdentityPolicy> = None;
+    let mut identity_invalid = false;
     let policies = match spec.and_then(|s| s.get("policies")) {
         Some(Value::Array(list)) => list.as_slice(),
         None | Some(Value::Null) => &[],
@@ -248,7 +252,10 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
                     spec,
                 })
             }
-            Err((fpath, msg)) => findings.push(Finding::error(scope, fpath, msg)),
+            Err((fpath, msg)) => {
+                identity_invalid = true;
+                findings.push(Finding::error(scope, fpath, msg))
+            }
         }
     }
 
@@ -257,6 +264,7 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
         namespace,
         components,
         identity,
+        identity_invalid,
     })
 }
 

@@ -1,0 +1,245 @@
+//! `compile` flags, `explain`, `test` and `export-istio` end to end through
+//! the binary.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oam-authz"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const SHOP: &str = "examples/shop/app.yaml";
+const DEPLOY: &str = "examples/deploy-api/app.yaml";
+
+#[test]
+fn compile_requires_a_url_for_wasmplugins() {
+    let o = run(&["compile", SHOP]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).starts_with("error: --url is required"),
+        "{}",
+        err(&o)
+    );
+    let o = run(&["compile", SHOP, "--url", "ftp://x/y"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("Istio accepts oci://"), "{}", err(&o));
+}
+
+#[test]
+fn compile_pins_the_module_digest_and_applies_the_mode_override() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-mod-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("m.wasm");
+    std::fs::write(&module, b"abc").unwrap();
+    let o = run(&[
+        "compile",
+        DEPLOY,
+        "--url",
+        "oci://r/x:1",
+        "--module",
+        module.to_str().unwrap(),
+        "--mode",
+        "audit",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    // sha256("abc")
+    assert!(
+        text.contains("sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    );
+    assert!(text.contains("mode: audit"));
+    assert!(text.contains("phase: AUTHN"));
+    assert!(text.contains("failStrategy: FAIL_CLOSE"));
+    assert!(text.contains("app.oam.dev/component: api"));
+}
+
+#[test]
+fn envoy_format_is_the_plain_plugin_config() {
+    let o = run(&["compile", DEPLOY, "--format", "envoy"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let cfg = out(&o);
+    oam_authz::policy::Policy::from_json(&cfg).unwrap();
+    assert!(cfg.starts_with("{\n  \"schema_version\": 1,"));
+}
+
+#[test]
+fn compile_refuses_an_invalid_application() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/deploy-api/app.yaml"
+    ))
+    .unwrap()
+    .replace("roles: [gitlab-production]", "roles: [gitlab-prod]");
+    std::fs::write(&bad, text).unwrap();
+    let o = run(&["compile", bad.to_str().unwrap(), "--url", "oci://r/x:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(out(&o), "");
+    assert!(
+        err(&o).contains("role 'gitlab-prod', which is not defined"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn explain_shows_roles_conditions_rules_and_the_decision() {
+    let o = run(&[
+        "explain",
+        DEPLOY,
+        "--component",
+        "api",
+        "--claims",
+        r#"{"iss":"https://gitlab.example.com","namespace_path":"platform","ref_protected":"false","pipeline_source":"push"}"#,
+        "--method",
+        "POST",
+        "--path",
+        "/deployments/staging",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let t = out(&o);
+    for want in [
+        "token:     claims given directly, taken as provider 'gitlab' (signature, audience and lifetime NOT checked)",
+        "  not held gitlab-protected",
+        "      ok   claim namespace_path equals \"platform\"",
+        "      FAIL claim ref_protected equals \"true\"",
+        "  [2] allow deploy-staging           matches request: yes  applies to caller: no",
+        "decision:  DENY 403 role_required, rule 'deploy-staging' (roles held: none)",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn explain_verifies_real_tokens() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-tok-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/artifact-store/cases.yaml"
+    ))
+    .unwrap();
+    let token = cases
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap();
+    let file = dir.join("token.jwt");
+    std::fs::write(&file, token).unwrap();
+    let args = |now: &'static str| {
+        vec![
+            "explain".to_string(),
+            "examples/artifact-store/app.yaml".into(),
+            "--component".into(),
+            "store".into(),
+            "--token".into(),
+            file.to_string_lossy().into_owned(),
+            "--method".into(),
+            "PUT".into(),
+            "--path".into(),
+            "/artifacts/builds/x/1/a.tgz".into(),
+            "--now".into(),
+            now.into(),
+        ]
+    };
+    let a: Vec<String> = args("1767225660");
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let t = out(&o);
+    assert!(
+        t.contains("token:     verified by provider 'kubernetes'"),
+        "{t}"
+    );
+    assert!(
+        t.contains("decision:  ALLOW 200 role_granted, rule 'push-builds'"),
+        "{t}"
+    );
+    let a: Vec<String> = args("1767300000");
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let t = out(&o);
+    assert!(t.contains("decision:  DENY 401 token_expired"), "{t}");
+}
+
+#[test]
+fn explain_rejects_an_unknown_component_with_the_protected_list() {
+    let o = run(&["explain", SHOP, "--component", "catalog", "--path", "/"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("no component of that name has a mesh-access trait (protected: frontend, orders, payments)"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn failing_cases_are_reported_and_fail_the_run() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-cases-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = dir.join("cases.yaml");
+    std::fs::write(
+        &cases,
+        "cases:\n  - name: health\n    component: api\n    path: /healthz\n    expect: {decision: allow}\n  - name: wrong\n    component: api\n    method: POST\n    path: /deployments/staging\n    expect: {decision: allow, status: 200}\n",
+    )
+    .unwrap();
+    let o = run(&["test", DEPLOY, cases.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = out(&o);
+    assert!(t.contains("PASS  cases[0] health"), "{t}");
+    assert!(
+        t.contains("FAIL  cases[1] wrong: expected allow 200, got deny 401 token_missing rule 'deploy-staging'"),
+        "{t}"
+    );
+    assert_eq!(t.lines().last(), Some("1 passed, 1 failed"));
+}
+
+#[test]
+fn cases_files_are_parsed_strictly() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-cases2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = dir.join("cases.yaml");
+    std::fs::write(
+        &cases,
+        "cases:\n  - name: x\n    component: api\n    path: /\n    expect: {decison: allow}\n",
+    )
+    .unwrap();
+    let o = run(&["test", DEPLOY, cases.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("cases[0].expect.decison: unknown field `decison`"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn export_istio_says_what_it_cannot_express() {
+    let o = run(&["export-istio", DEPLOY]);
+    assert!(o.status.success(), "{}", err(&o));
+    let t = out(&o);
+    assert!(t.contains("kind: RequestAuthentication"));
+    assert!(t.contains("action: DENY"));
+    assert!(t.contains("key: request.auth.claims[ref_protected]"));
+    assert!(
+        t.contains("requestPrincipals:\n        - https://gitlab.example.com/*"),
+        "{t}"
+    );
+    assert!(t.contains("# Not expressible for this application:"));
+    assert!(t.contains("forward.claim_headers"));
+}

@@ -1,0 +1,376 @@
+//! `oam-authz validate` on bad OAM input: each mistake gets one precise line
+//! `file: component X: field.path: message`, and a non-zero exit.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn modulus() -> String {
+    let jwks = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/keys/example-idp.jwks.json"
+    ))
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    v["keys"][0]["n"].as_str().unwrap().to_string()
+}
+
+/// A small valid application; tests replace one piece of it.
+fn base() -> String {
+    r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: demo
+  namespace: demo
+spec:
+  components:
+    - name: web
+      type: webservice
+      properties: {image: web, serviceAccountName: web}
+    - name: api
+      type: webservice
+      properties: {image: api, serviceAccountName: api}
+      traits:
+        - type: mesh-access
+          properties:
+            roles:
+              - {name: web, principals: [web]}
+              - name: ci
+                jwt: {provider: gitlab, claims: [{claim: ref_protected, equals: "true"}]}
+            rules:
+              - {name: health, public: true, methods: [GET], paths: [/healthz]}
+              - {name: read, roles: [web], methods: [GET], paths: ["/items/{*}"]}
+              - {name: deploy, roles: [ci], methods: [POST], paths: [/deploy]}
+  policies:
+    - name: identity
+      type: mesh-identity
+      properties:
+        providers:
+          - name: gitlab
+            issuer: https://gitlab.example.com
+            audiences: [https://api.example.com]
+            algorithms: [RS256]
+            maxLifetimeSeconds: 3600
+            jwks: {keys: [{kty: RSA, kid: k1, use: sig, alg: RS256, e: AQAB, n: MODULUS}]}
+"#
+    .replace("MODULUS", &modulus())
+}
+
+fn with(from: &str, to: &str) -> String {
+    let b = base();
+    assert!(b.contains(from), "fixture does not contain {from:?}");
+    b.replacen(from, to, 1)
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+}
+
+fn validate(name: &str, yaml: &str, extra: &[&str]) -> Run {
+    let dir = std::env::temp_dir().join(format!("oam-authz-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file: PathBuf = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oam-authz"))
+        .arg("validate")
+        .arg(&file)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout)
+        .replace(&format!("{}: ", file.display()), "app.yaml: ");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+    }
+}
+
+/// Exactly these lines, in any order.
+fn expect(name: &str, yaml: &str, code: i32, lines: &[&str]) {
+    let r = validate(name, yaml, &[]);
+    let mut got: Vec<&str> = r.stdout.lines().collect();
+    let mut want = lines.to_vec();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{name}: full output:\n{}", r.stdout);
+    assert_eq!(r.code, code, "{name}: exit code");
+}
+
+const TRAIT: &str = "spec.components[1].traits[0].properties";
+
+#[test]
+fn base_is_clean() {
+    expect("base", &base(), 0, &[]);
+}
+
+#[test]
+fn unknown_field_in_a_rule() {
+    expect(
+        "unknown-field",
+        &with("methods: [POST]", "method: [POST]"),
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.rules[2].method: unknown field `method`, expected one of `name`, `effect`, `roles`, `public`, `hosts`, `methods`, `paths`")],
+    );
+}
+
+#[test]
+fn unknown_field_in_the_identity_policy() {
+    expect(
+        "unknown-policy-field",
+        &with("maxLifetimeSeconds: 3600", "maxLifetime: 3600"),
+        1,
+        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].maxLifetime: unknown field `maxLifetime`, expected one of `name`, `issuer`, `audiences`, `algorithms`, `jwks`, `from`, `clockSkewSeconds`, `maxLifetimeSeconds`, `forwardToken`"],
+    );
+}
+
+#[test]
+fn rule_names_an_undefined_role() {
+    expect(
+        "undefined-role",
+        &with("roles: [ci]", "roles: [cd]"),
+        1,
+        &[
+            &format!("app.yaml: component api: {TRAIT}.rules[2].roles[0]: rule 'deploy' names role 'cd', which is not defined (defined: ci, web)"),
+            &format!("app.yaml: component api: {TRAIT}.roles[1]: warning: role 'ci' is defined but no rule uses it"),
+        ],
+    );
+}
+
+#[test]
+fn principal_names_a_missing_component() {
+    expect(
+        "unknown-component",
+        &with("principals: [web]", "principals: [webb]"),
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.roles[0].principals[0]: principal 'webb' names no component of application 'demo' (components: web, api); for a workload outside the application write 'ns/<namespace>/sa/<service-account>'")],
+    );
+}
+
+#[test]
+fn identity_shared_by_components_is_a_warning() {
+    let yaml = with(
+        "properties: {image: web, serviceAccountName: web}",
+        "properties: {image: web}",
+    )
+    .replacen(
+        "properties: {image: api, serviceAccountName: api}",
+        "properties: {image: api}",
+        1,
+    );
+    expect(
+        "shared-identity",
+        &yaml,
+        0,
+        &[&format!("app.yaml: component api: {TRAIT}.roles[0].principals[0]: warning: principal 'web' is spiffe://cluster.local/ns/demo/sa/default, an identity shared by components web, api: all of them hold role 'web'; give 'web' its own service account (the service-account trait or properties.serviceAccountName)")],
+    );
+    let strict = validate("shared-identity-strict", &yaml, &["--strict"]);
+    assert_eq!(strict.code, 1, "--strict fails on warnings");
+}
+
+#[test]
+fn rule_shadowed_by_a_deny_rule() {
+    let yaml = with(
+        "- {name: health,",
+        "- {name: no-items, effect: deny, paths: [\"/items/*\"]}\n              - {name: health,",
+    );
+    expect(
+        "shadowed-by-deny",
+        &yaml,
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.rules[2]: allow rule 'read' is unreachable: deny rule 'no-items' (rules[0]) matches every request it matches, for the same callers, and deny rules win wherever they are; remove it or narrow the other rule")],
+    );
+}
+
+#[test]
+fn rule_shadowed_by_an_earlier_allow_rule() {
+    let yaml = with(
+        "- {name: deploy, roles: [ci], methods: [POST], paths: [/deploy]}",
+        "- {name: deploy, roles: [ci], methods: [POST], paths: [/deploy]}\n              - {name: read-one, roles: [web], methods: [GET], paths: [/items/42]}",
+    );
+    expect(
+        "shadowed-by-allow",
+        &yaml,
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.rules[3]: allow rule 'read-one' is unreachable: the earlier allow rule 'read' (rules[1]) matches every request it matches, for the same callers; remove it or narrow the other rule")],
+    );
+}
+
+#[test]
+fn malformed_path() {
+    expect(
+        "malformed-path",
+        &with("paths: [\"/items/{*}\"]", "paths: [\"/items/{**}/raw\"]"),
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.rules[1].paths[0]: '/items/{{**}}/raw': '{{**}}' must be the last segment")],
+    );
+}
+
+#[test]
+fn provider_without_audience() {
+    expect(
+        "no-audience",
+        &with("            audiences: [https://api.example.com]\n", ""),
+        1,
+        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].audiences: provider 'gitlab' has no audience: without one, a token that https://gitlab.example.com minted for any other service would be accepted here; list the audience your callers request (the 'aud' claim)"],
+    );
+}
+
+#[test]
+fn token_lifetime_over_the_limit() {
+    expect(
+        "long-lifetime",
+        &with("maxLifetimeSeconds: 3600", "maxLifetimeSeconds: 604800"),
+        1,
+        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].maxLifetimeSeconds: maxLifetimeSeconds 604800 is over the limit of 86400 s: a stolen token would stay usable that long; CI and workload tokens live minutes (GitLab and Buildkite: 5-60 min, Kubernetes projected tokens: 1 h)"],
+    );
+    let r = validate(
+        "long-lifetime-org",
+        &base(),
+        &["--max-token-lifetime", "900"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("maxLifetimeSeconds 3600 is over the limit of 900 s"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn gitlab_ref_protected_as_boolean() {
+    expect(
+        "ref-protected-bool",
+        &with("equals: \"true\"", "equals: true"),
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.roles[1].jwt.claims[0].equals: GitLab sends 'ref_protected' as the string \"true\" or \"false\"; a boolean never equals it, so this condition can never hold: quote the value (equals: \"true\")")],
+    );
+}
+
+#[test]
+fn role_uses_an_undefined_provider() {
+    expect(
+        "undefined-provider",
+        &with("provider: gitlab", "provider: github"),
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.roles[1].jwt.provider: provider 'github' is not defined (defined: gitlab)")],
+    );
+}
+
+#[test]
+fn bad_principal_pattern() {
+    expect(
+        "bad-principal",
+        &with("principals: [web]", "principals: [\"ns/demo/sa/we*\"]"),
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.roles[0].principals[0]: 'ns/demo/sa/we*': expected 'spiffe://<td>/ns/<ns>/sa/<sa>', 'spiffe://<td>/*', 'ns/<ns>/sa/<sa>', 'ns/<ns>/sa/*', 'ns/<ns>/*' or '*'")],
+    );
+}
+
+#[test]
+fn allow_rule_without_subjects() {
+    expect(
+        "no-subjects",
+        &with("{name: health, public: true,", "{name: health,"),
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.rules[0]: allow rule 'health' says neither who may call ('roles') nor 'public: true'")],
+    );
+}
+
+#[test]
+fn duplicate_rule_name() {
+    expect(
+        "duplicate-rule",
+        &with("{name: deploy,", "{name: read,"),
+        1,
+        &[&format!(
+            "app.yaml: component api: {TRAIT}.rules[2].name: duplicate rule name 'read'"
+        )],
+    );
+}
+
+#[test]
+fn identity_policy_used_as_a_trait() {
+    let yaml = with(
+        "        - type: mesh-access",
+        "        - type: mesh-identity\n          properties: {}\n        - type: mesh-access",
+    );
+    expect(
+        "policy-as-trait",
+        &yaml,
+        1,
+        &["app.yaml: component api: spec.components[1].traits[0].type: 'mesh-identity' is an application policy: put it under spec.policies"],
+    );
+}
+
+#[test]
+fn engine_errors_surface_with_the_oam_path() {
+    // The reserved-header check lives only in the engine (Policy::compile).
+    let yaml = with(
+        "              - {name: deploy,",
+        "              - {name: deploy,",
+    )
+    .replacen(
+        "  policies:",
+        "            forward: {subjectHeader: authorization}\n  policies:",
+        1,
+    );
+    expect(
+        "engine-error",
+        &yaml,
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.forward.subjectHeader: 'authorization' is a reserved header and cannot carry identity")],
+    );
+}
+
+#[test]
+fn invalid_jwks_is_reported_by_the_engine() {
+    expect(
+        "bad-jwks",
+        &with("e: AQAB", "e: \"!!\""),
+        1,
+        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].jwks.keys[0].e: not unpadded base64url: Invalid symbol 33, offset 0."],
+    );
+}
+
+#[test]
+fn json_output_carries_the_same_fields() {
+    let r = validate(
+        "json",
+        &with("roles: [ci]", "roles: [cd]"),
+        &["--output", "json"],
+    );
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let first = &v[0];
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["component"], "api");
+    assert_eq!(first["path"], format!("{TRAIT}.rules[2].roles[0]"));
+    assert!(first["message"].as_str().unwrap().contains("role 'cd'"));
+}
+
+#[test]
+fn not_yaml_and_not_an_application() {
+    let r = validate("not-yaml", "a: [b\n", &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .starts_with("app.yaml: application ?: not valid YAML: "),
+        "{}",
+        r.stdout
+    );
+    let r = validate("no-app", "apiVersion: v1\nkind: ConfigMap\n", &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("no OAM Application found"),
+        "{}",
+        r.stdout
+    );
+}
