@@ -1,0 +1,148 @@
+//! The JSON Schemas in istio/schemas/ describe what the compiler emits and
+//! what the OAM vocabulary accepts: every example plugin config validates
+//! against plugin-config.schema.json, every example mesh-access trait and
+//! mesh-identity policy against theirs, and the schemas refuse typos.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("istio/schemas")
+        .join(name);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::draft202012::new(&v).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+const EXAMPLES: &[&str] = &["shop", "deploy-api", "artifact-store"];
+
+#[test]
+fn example_plugin_configs_match_the_schema() {
+    let v = schema("plugin-config.schema.json");
+    let mut seen = 0;
+    for app in EXAMPLES {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{app}/compiled/envoy"));
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+            let errs = errors(&v, &doc);
+            assert!(errs.is_empty(), "{}: {errs:?}", e.path().display());
+            seen += 1;
+        }
+        // The pluginConfig inside each WasmPlugin, too.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{app}/compiled"));
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.starts_with("oam-authz-") {
+                continue;
+            }
+            let doc: Value =
+                serde_norway::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+            let errs = errors(&v, &doc["spec"]["pluginConfig"]);
+            assert!(errs.is_empty(), "{name}: {errs:?}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "only {seen} configs checked");
+}
+
+#[test]
+fn example_oam_properties_match_their_schemas() {
+    let access = schema("mesh-access.schema.json");
+    let identity = schema("mesh-identity.schema.json");
+    for app in EXAMPLES {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{app}/app.yaml"));
+        let doc: Value = serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for c in doc["spec"]["components"].as_array().unwrap() {
+            for t in c["traits"].as_array().into_iter().flatten() {
+                if t["type"] == "mesh-access" {
+                    let errs = errors(&access, &t["properties"]);
+                    assert!(errs.is_empty(), "{app}/{}: {errs:?}", c["name"]);
+                }
+            }
+        }
+        for p in doc["spec"]["policies"].as_array().into_iter().flatten() {
+            if p["type"] == "mesh-identity" {
+                let errs = errors(&identity, &p["properties"]);
+                assert!(errs.is_empty(), "{app}/{}: {errs:?}", p["name"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn schemas_refuse_what_the_parsers_refuse() {
+    let pc = schema("plugin-config.schema.json");
+    let base = json!({"schema_version": 1, "trust_domain": "cluster.local",
+        "rules": [{"name": "h", "public": true, "paths": ["/healthz"]}]});
+    assert!(pc.is_valid(&base));
+    for (what, doc) in [
+        (
+            "unknown top-level field",
+            json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": [{"name": "h", "public": true}], "rule": []}),
+        ),
+        (
+            "schema_version 2",
+            json!({"schema_version": 2, "trust_domain": "cluster.local", "rules": [{"name": "h", "public": true}]}),
+        ),
+        (
+            "empty rules",
+            json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": []}),
+        ),
+        (
+            "allow rule with neither roles nor public",
+            json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": [{"name": "h"}]}),
+        ),
+        (
+            "public deny rule",
+            json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": [{"name": "h", "effect": "deny", "public": true}]}),
+        ),
+        (
+            "claim with two operators",
+            json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": [{"name": "h", "public": true}],
+            "roles": [{"name": "r", "jwt": {"provider": "p", "claims": [{"claim": "a", "equals": "x", "contains": "y"}]}}]}),
+        ),
+        (
+            "HS256",
+            json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": [{"name": "h", "public": true}],
+            "providers": [{"name": "p", "issuer": "i", "audiences": ["a"], "algorithms": ["HS256"]}]}),
+        ),
+        (
+            "upper-case trust domain",
+            json!({"schema_version": 1, "trust_domain": "Cluster.local", "rules": [{"name": "h", "public": true}]}),
+        ),
+    ] {
+        assert!(!pc.is_valid(&doc), "plugin-config schema accepted: {what}");
+    }
+    // Every such document is refused by the engine too.
+    for doc in [
+        json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": [{"name": "h"}]}),
+        json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": []}),
+    ] {
+        assert!(oam_authz::policy::Policy::from_json(&doc.to_string()).is_err());
+    }
+
+    let access = schema("mesh-access.schema.json");
+    assert!(access.is_valid(&json!({"rules": [{"name": "r", "roles": ["a"], "methods": ["GET"]}]})));
+    assert!(!access.is_valid(&json!({"rules": [{"name": "r", "roles": ["a"], "method": ["GET"]}]})));
+    assert!(!access.is_valid(&json!({"rules": [{"name": "r", "roles": ["a"]}], "roles": [{"name": "a", "principals": ["web"], "jwt": {"provider": "p", "claims": [{"claim": "x", "one_of": ["a"]}]}}]})));
+    let identity = schema("mesh-identity.schema.json");
+    assert!(!identity.is_valid(&json!({"providers": [{"name": "p", "issuer": "i", "algorithms": ["RS256"], "jwks": {"keys": []}}]})));
+    assert!(
+        !identity.is_valid(&json!({"trustDomain": "cluster.local", "trust_domain_aliases": []}))
+    );
+}
