@@ -1,0 +1,102 @@
+//! Native micro-benchmark of the pure engine: decision cost and policy load
+//! time as the rule count grows (10 … 10,000). Run: `make bench-engine`
+//! (or `cargo bench --bench engine`). Prints a Markdown table; the goal is a
+//! decision cost at 10,000 rules within 1.5x of the cost at 10 rules.
+
+#![allow(clippy::panic, clippy::indexing_slicing)] // a benchmark, not filter code
+
+use oam_authz::cache::TokenCache;
+use oam_authz::engine::{decide_cached, Request};
+use oam_authz::policy::Policy;
+use serde_json::json;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn policy_text(rules: usize) -> String {
+    let roles: Vec<_> = (0..50)
+        .map(|k| json!({"name": format!("role{k}"), "principals": [format!("ns/ns{k}/sa/sa{k}")]}))
+        .collect();
+    let rules: Vec<_> = (0..rules)
+        .map(|i| {
+            json!({
+                "name": format!("rule{i}"),
+                "roles": [format!("role{}", i % 50)],
+                "methods": ["GET", "HEAD"],
+                "hosts": ["api.example.com"],
+                "paths": [format!("/svc{i}/items/{{*}}"), format!("/svc{i}/static/*")],
+            })
+        })
+        .collect();
+    json!({"schema_version": 1, "trust_domain": "cluster.local", "roles": roles, "rules": rules})
+        .to_string()
+}
+
+/// Median of `samples` timings of `iters` calls, in ns per call.
+fn measure(samples: usize, iters: u32, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(iters)
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (samples, iters) = if quick { (5, 2_000) } else { (15, 20_000) };
+    println!("| rules | policy load | decision (allow, last rule) | decision (deny, no rule) | vs 10 rules |");
+    println!("|---:|---:|---:|---:|---:|");
+    let mut base = None;
+    for n in [10usize, 100, 1_000, 10_000] {
+        let text = policy_text(n);
+        let t = Instant::now();
+        let policy =
+            Policy::from_json(&text).unwrap_or_else(|e| panic!("bench policy invalid: {e}"));
+        let load = t.elapsed();
+        let headers = vec![("user-agent".to_string(), "bench".to_string())];
+        let last = n - 1;
+        let path = format!("/svc{last}/items/42");
+        let peer = format!("spiffe://cluster.local/ns/ns{k}/sa/sa{k}", k = last % 50);
+        let mut cache = TokenCache::new(16);
+        let allow = Request {
+            method: "GET",
+            path: &path,
+            host: "api.example.com:443",
+            headers: &headers,
+            peer: Some(&peer),
+            now: 1,
+        };
+        let d = decide_cached(&policy, &allow, &mut cache);
+        assert!(d.allowed(), "bench request must be allowed: {:?}", d.reason);
+        let deny = Request {
+            path: "/nothing/here",
+            ..allow
+        };
+        assert!(!decide_cached(&policy, &deny, &mut cache).allowed());
+        let a = measure(samples, iters, || {
+            black_box(decide_cached(&policy, black_box(&allow), &mut cache));
+        });
+        let b = measure(samples, iters, || {
+            black_box(decide_cached(&policy, black_box(&deny), &mut cache));
+        });
+        let base_a = *base.get_or_insert(a);
+        println!(
+            "| {n} | {} | {a:.0} ns | {b:.0} ns | {:.2}x |",
+            fmt_dur(load),
+            a / base_a
+        );
+    }
+}
+
+fn fmt_dur(d: Duration) -> String {
+    if d.as_millis() >= 10 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} µs", d.as_micros())
+    }
+}
