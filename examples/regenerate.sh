@@ -13,3 +13,10 @@ for app in shop deploy-api artifact-store; do
   "$BIN" compile "$dir/app.yaml" --format envoy --out-dir "$dir/compiled/envoy"
   "$BIN" export-istio "$dir/app.yaml" > "$dir/compiled/istio-native.yaml"
 done
+
+# Rollout manifests for the shop (istio/ROLLOUT.md).
+R=istio/rollout
+rm -f "$R"/plain/*/oam-authz-*.yaml "$R"/kustomize/base/oam-authz-*.yaml
+"$BIN" compile examples/shop/app.yaml --url "$URL" --mode audit --out-dir "$R/plain/1-audit"
+"$BIN" compile examples/shop/app.yaml --url "$URL" --mode enforce --out-dir "$R/plain/2-enforce"
+"$BIN" compile examples/shop/app.yaml --url "$URL" --out-dir "$R/kustomize/base"

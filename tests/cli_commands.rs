@@ -122,7 +122,7 @@ fn explain_shows_roles_conditions_rules_and_the_decision() {
         "  not held gitlab-protected",
         "      ok   claim namespace_path equals \"platform\"",
         "      FAIL claim ref_protected equals \"true\"",
-        "  [2] allow deploy-staging           matches request: yes  applies to caller: no",
+        "  [2] allow deploy-staging             matches request: yes  applies to caller: no",
         "decision:  DENY 403 role_required, rule 'deploy-staging' (roles held: none)",
     ] {
         assert!(t.contains(want), "missing {want:?} in:\n{t}");

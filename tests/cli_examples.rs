@@ -166,3 +166,37 @@ fn every_compiled_plugin_config_loads_in_the_engine() {
         }
     }
 }
+
+#[test]
+fn rollout_manifests_match_compile() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (dir, mode) in [
+        ("istio/rollout/plain/1-audit", Some("audit")),
+        ("istio/rollout/plain/2-enforce", Some("enforce")),
+        ("istio/rollout/kustomize/base", None),
+    ] {
+        let out = scratch(&dir.replace('/', "-"));
+        let o = out.to_string_lossy().to_string();
+        let mut args = vec![
+            "compile",
+            "examples/shop/app.yaml",
+            "--url",
+            URL,
+            "--out-dir",
+            &o,
+        ];
+        if let Some(m) = mode {
+            args.extend(["--mode", m]);
+        }
+        let r = run(&args);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        for f in files(&out) {
+            assert!(
+                read(&root.join(dir).join(&f)) == read(&out.join(&f)),
+                "{dir}/{} drifted from `oam-authz compile`; run examples/regenerate.sh",
+                f.display()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

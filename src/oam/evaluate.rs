@@ -296,6 +296,13 @@ pub fn explain_text(
     }
     if !o.trace.rules.is_empty() {
         let _ = writeln!(s, "\nrules (deny rules first, then the first allow rule):");
+        let width = o
+            .trace
+            .rules
+            .iter()
+            .map(|r| r.rule.len())
+            .max()
+            .unwrap_or(0);
         for (i, r) in o.trace.rules.iter().enumerate() {
             let effect = match r.effect {
                 crate::config::Effect::Allow => "allow",
@@ -307,7 +314,7 @@ pub fn explain_text(
                 ""
             };
             let line = format!(
-                "  [{i}] {effect} {:<24} matches request: {:<3}  applies to caller: {:<3}{mark}",
+                "  [{i}] {effect} {:<width$}  matches request: {:<3}  applies to caller: {:<3}{mark}",
                 r.rule,
                 if r.covers_operation { "yes" } else { "no" },
                 if r.applies_to_caller { "yes" } else { "no" },
