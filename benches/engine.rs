@@ -70,6 +70,7 @@ fn main() {
             headers: &headers,
             peer: Some(&peer),
             now: 1,
+            crypto: None,
         };
         let d = decide_cached(&policy, &allow, &mut cache);
         assert!(d.allowed(), "bench request must be allowed: {:?}", d.reason);

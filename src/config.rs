@@ -31,6 +31,25 @@ pub struct PluginConfig {
     pub rules: Vec<RuleConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<ForwardConfig>,
+    /// Where RSA/ECDSA signatures are checked. Default `auto`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub signature_backend: SignatureBackendMode,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// `auto`: Envoy's native `verify_signature` (BoringSSL) for RS*/ES* when the
+/// host offers it and passes a self-test, else pure wasm. `wasm`: always pure
+/// wasm. `host`: refuse the configuration unless the native verifier works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureBackendMode {
+    #[default]
+    Auto,
+    Wasm,
+    Host,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

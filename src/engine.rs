@@ -9,6 +9,7 @@ use crate::cache::TokenCache;
 use crate::config::{Effect, TokenSource};
 use crate::decision::{Decision, Identity, Reason, TokenIdentity, TokenLocation};
 use crate::hostname::normalize_host;
+use crate::jwt::native::SignatureBackend;
 use crate::jwt::{peek_issuer, TokenError};
 use crate::path::canonical_path;
 use crate::policy::{Policy, Rule, Subjects};
@@ -28,6 +29,8 @@ pub struct Request<'a> {
     pub peer: Option<&'a str>,
     /// Unix time in seconds, from the host clock.
     pub now: u64,
+    /// The host's native signature verifier, when it has one.
+    pub crypto: Option<&'a dyn SignatureBackend>,
 }
 
 /// A normalized operation: what the caller wants to do.
@@ -161,7 +164,7 @@ pub fn authenticate_token(
             &location,
         );
     };
-    match p.verify(token, req.now) {
+    match p.verify_with(token, req.now, req.crypto) {
         Ok(verified) => {
             let verified = std::sync::Arc::new(verified);
             cache.put(provider, p.key_generation(), token, verified.clone());

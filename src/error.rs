@@ -9,17 +9,27 @@ use std::fmt;
 pub enum Problem {
     /// The text is not valid JSON, or a field is unknown or mistyped (from serde).
     Syntax(String),
-    UnsupportedSchemaVersion { found: u32, supported: u32 },
+    UnsupportedSchemaVersion {
+        found: u32,
+        supported: u32,
+    },
     /// A list or string that must not be empty is empty.
     Empty,
     /// A name that must be unique appears twice.
     Duplicate(String),
     /// A reference to something that is not defined (a role, a provider).
-    Undefined { kind: &'static str, name: String },
+    Undefined {
+        kind: &'static str,
+        name: String,
+    },
     /// A value that does not have the required form; the string says which form.
     Invalid(String),
     /// A number outside its allowed range.
-    OutOfRange { value: u64, min: u64, max: u64 },
+    OutOfRange {
+        value: u64,
+        min: u64,
+        max: u64,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -50,7 +60,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, problem: Problem) -> Self {
-        ConfigError { path: path.into(), problem }
+        ConfigError {
+            path: path.into(),
+            problem,
+        }
     }
     pub fn invalid(path: impl Into<String>, msg: impl Into<String>) -> Self {
         ConfigError::new(path, Problem::Invalid(msg.into()))

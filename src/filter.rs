@@ -5,6 +5,7 @@
 //! `get_http_request_headers` panics on a non-UTF-8 value), and a trap kills
 //! every request on this VM.
 
+use crate::jwt::native::{self, SignatureBackend};
 use crate::shim::{self, Host, Level, Loaded, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -12,6 +13,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+#[derive(Debug)]
 struct WasmHost;
 
 fn to_log_level(l: Level) -> LogLevel {
@@ -85,6 +87,22 @@ impl Host for WasmHost {
 
     fn increment_counter(&self, id: u32) {
         let _ = hostcalls::increment_metric(id, 1);
+    }
+
+    fn crypto(&self) -> Option<&dyn SignatureBackend> {
+        Some(self)
+    }
+}
+
+impl SignatureBackend for WasmHost {
+    /// Envoy's `verify_signature` foreign function (BoringSSL). Any failure
+    /// to call or decode it is `None`: the caller verifies in wasm instead.
+    fn verify(&self, hash: &str, spki_der: &[u8], signature: &[u8], text: &[u8]) -> Option<bool> {
+        let args = native::encode_arguments(hash, spki_der, signature, text);
+        match hostcalls::call_foreign_function("verify_signature", Some(&args)) {
+            Ok(Some(reply)) => native::decode_result(&reply).map(|(ok, _error)| ok),
+            _ => None,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! comparisons. A `Policy` value is proof that the configuration was valid.
 
 use crate::config::{
-    Effect, ForwardConfig, Mode, PluginConfig, RuleConfig, TokenSource, SCHEMA_VERSION,
+    Effect, ForwardConfig, Mode, PluginConfig, RuleConfig, SignatureBackendMode, TokenSource,
+    SCHEMA_VERSION,
 };
 use crate::error::{ConfigError, Problem};
 use crate::hostname::{parse_method, HostPattern};
@@ -94,6 +95,7 @@ pub struct Policy {
     pub token_sources: Vec<(TokenSource, Vec<usize>)>,
     /// Path index over `rules`.
     pub index: RuleIndex,
+    pub signature_backend: SignatureBackendMode,
 }
 
 impl Policy {
@@ -286,6 +288,7 @@ impl Policy {
             strip_headers,
             token_sources,
             index,
+            signature_backend: cfg.signature_backend,
         })
     }
 

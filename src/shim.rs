@@ -9,10 +9,12 @@
 use crate::audit;
 use crate::cache::{self, TokenCache};
 use crate::config::Mode;
+use crate::config::SignatureBackendMode;
 use crate::decision::{Decision, Reason, TokenLocation};
 use crate::engine::{decide_cached, Request};
 use crate::error::ConfigError;
 use crate::jwt::claims::lookup;
+use crate::jwt::native::{self, SignatureBackend};
 use crate::policy::Policy;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -39,6 +41,10 @@ pub trait Host {
     fn log(&self, level: Level, msg: &str);
     fn define_counter(&mut self, name: &str) -> Option<u32>;
     fn increment_counter(&self, id: u32);
+    /// The host's native signature verifier, if it has one.
+    fn crypto(&self) -> Option<&dyn SignatureBackend> {
+        None
+    }
 }
 
 pub const METRIC_PREFIX: &str = "oam_authz.";
@@ -80,6 +86,8 @@ pub struct Loaded {
     pub metrics: Metrics,
     /// Verified tokens of this VM (one VM per Envoy worker, single-threaded).
     pub cache: RefCell<TokenCache>,
+    /// RSA/ECDSA signatures go to the host's native verifier.
+    pub native_crypto: bool,
 }
 
 /// `on_configure`: compile the policy or refuse it with a critical log line
@@ -99,45 +107,66 @@ pub fn configure<H: Host>(host: &mut H, config: Option<&[u8]>) -> Result<Loaded,
             )),
         },
     };
-    match result {
-        Ok(policy) => {
-            for (i, p) in policy.providers.iter().enumerate() {
-                for w in p.warnings() {
-                    host.log(Level::Warn, &format!("oam-authz: providers[{i}]: {w}"));
-                }
-            }
-            host.log(
-                Level::Info,
-                &format!(
-                    "oam-authz: policy {} loaded: {} providers, {} roles, {} rules, mode {}",
-                    policy.version,
-                    policy.providers.len(),
-                    policy.roles.len(),
-                    policy.rules.len(),
-                    if policy.mode == Mode::Audit {
-                        "audit"
-                    } else {
-                        "enforce"
-                    }
-                ),
-            );
-            Ok(Loaded {
-                policy,
-                metrics,
-                cache: RefCell::new(TokenCache::new(cache::DEFAULT_CAPACITY)),
-            })
-        }
-        Err(e) => {
-            if let Some(id) = metrics.config_errors {
-                host.increment_counter(id);
-            }
-            host.log(
-                Level::Critical,
-                &format!("oam-authz: configuration rejected: {e}"),
-            );
-            Err(e)
+    let policy = match result {
+        Ok(p) => p,
+        Err(e) => return Err(reject(host, &metrics, e)),
+    };
+    for (i, p) in policy.providers.iter().enumerate() {
+        for w in p.warnings() {
+            host.log(Level::Warn, &format!("oam-authz: providers[{i}]: {w}"));
         }
     }
+    let native_crypto = match policy.signature_backend {
+        SignatureBackendMode::Wasm => false,
+        mode => {
+            let works = host.crypto().is_some_and(native::probe);
+            if mode == SignatureBackendMode::Host && !works {
+                let e = ConfigError::invalid(
+                    "signature_backend",
+                    "'host' needs Envoy's verify_signature foreign function, which this proxy does not offer or which failed its self-test; use 'auto' or 'wasm'",
+                );
+                return Err(reject(host, &metrics, e));
+            }
+            works
+        }
+    };
+    host.log(
+        Level::Info,
+        &format!(
+            "oam-authz: policy {} loaded: {} providers, {} roles, {} rules, mode {}, signatures {}",
+            policy.version,
+            policy.providers.len(),
+            policy.roles.len(),
+            policy.rules.len(),
+            if policy.mode == Mode::Audit {
+                "audit"
+            } else {
+                "enforce"
+            },
+            if native_crypto {
+                "RS*/ES* native (Envoy verify_signature), EdDSA/PS* wasm"
+            } else {
+                "all wasm"
+            },
+        ),
+    );
+    Ok(Loaded {
+        policy,
+        metrics,
+        cache: RefCell::new(TokenCache::new(cache::DEFAULT_CAPACITY)),
+        native_crypto,
+    })
+}
+
+fn reject<H: Host>(host: &mut H, metrics: &Metrics, e: ConfigError) -> ConfigError {
+    if let Some(id) = metrics.config_errors {
+        host.increment_counter(id);
+    }
+    host.log(
+        Level::Critical,
+        &format!("oam-authz: configuration rejected: {e}"),
+    );
+    e
 }
 
 /// What the filter tells Envoy after the request headers.
@@ -182,6 +211,11 @@ pub fn on_request_headers<H: Host>(host: &mut H, loaded: &Loaded) -> Verdict {
         headers: &headers,
         peer: peer.as_deref(),
         now: now_ms / 1000,
+        crypto: if loaded.native_crypto {
+            host.crypto()
+        } else {
+            None
+        },
     };
     let mut d = match loaded.cache.try_borrow_mut() {
         Ok(mut c) => decide_cached(policy, &req, &mut c),

@@ -194,6 +194,7 @@ fn run(policy: &Policy, c: &Case) -> Decision {
         headers: &headers,
         peer: c.peer,
         now: NOW,
+        crypto: None,
     };
     decide(policy, &req)
 }
@@ -472,6 +473,7 @@ fn query_token_is_found_and_verified() {
         headers: &headers,
         peer: None,
         now: NOW,
+        crypto: None,
     };
     let d = decide(&fx().policy, &req);
     assert_eq!(d.reason.code(), "role_granted");
@@ -532,6 +534,7 @@ fn explain_trace_names_failing_conditions() {
         headers: &headers,
         peer: Some(BUILDER),
         now: NOW,
+        crypto: None,
     };
     let token =
         authenticate_token(&f.policy, &req, &mut crate::cache::TokenCache::disabled()).unwrap();

@@ -46,6 +46,21 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// SubjectPublicKeyInfo DER of the key, where the host can verify it.
+    fn spki_der(&self) -> Option<Vec<u8>> {
+        match self {
+            Verifier::RS256(k) => k.to_der().ok(),
+            Verifier::RS384(k) => k.to_der().ok(),
+            Verifier::RS512(k) => k.to_der().ok(),
+            Verifier::PS256(k) => k.to_der().ok(),
+            Verifier::PS384(k) => k.to_der().ok(),
+            Verifier::PS512(k) => k.to_der().ok(),
+            Verifier::ES256(k) => k.to_der().ok(),
+            Verifier::ES384(k) => k.to_der().ok(),
+            Verifier::EdDSA(_) => None,
+        }
+    }
+
     pub fn alg(&self) -> Alg {
         match self {
             Verifier::RS256(_) => Alg::RS256,
@@ -92,9 +107,14 @@ pub struct Key {
     signature_len: usize,
     /// One verifier per algorithm this key may verify; never empty.
     verifiers: Vec<Verifier>,
+    /// SubjectPublicKeyInfo DER, for the host's native verifier (RSA, EC).
+    spki_der: Option<Vec<u8>>,
 }
 
 impl Key {
+    pub fn spki_der(&self) -> Option<&[u8]> {
+        self.spki_der.as_deref()
+    }
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
@@ -436,6 +456,7 @@ fn rsa_key(
         kid,
         family: KeyFamily::Rsa,
         signature_len: modulus.len(),
+        spki_der: verifiers.first().and_then(Verifier::spki_der),
         verifiers,
     })
 }
@@ -487,6 +508,7 @@ fn ec_key(
         kid,
         family,
         signature_len: 2 * coord_len,
+        spki_der: verifier.spki_der(),
         verifiers: vec![verifier],
     })
 }
@@ -505,6 +527,8 @@ fn okp_key(jwk: &Map<String, Value>, kid: Option<String>, kpath: &str) -> Result
         kid,
         family: KeyFamily::Ed25519,
         signature_len: 64,
+        // The host verifier has no Ed25519 (observed on Envoy 1.40).
+        spki_der: None,
         verifiers: vec![Verifier::EdDSA(pk)],
     })
 }

@@ -10,6 +10,7 @@ pub mod alg;
 pub mod claims;
 pub mod json;
 pub mod jwks;
+pub mod native;
 pub mod provider;
 pub mod verify;
 

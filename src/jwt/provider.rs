@@ -275,7 +275,18 @@ impl Provider {
     /// Full verification of a compact JWS against this provider at unix time
     /// `now` (seconds, from the host).
     pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, TokenError> {
+        self.verify_with(token, now, None)
+    }
+
+    /// As `verify`, letting the host check RSA/ECDSA signatures natively.
+    pub fn verify_with(
+        &self,
+        token: &str,
+        now: u64,
+        backend: Option<&dyn super::native::SignatureBackend>,
+    ) -> Result<VerifiedToken, TokenError> {
         let req = Requirements {
+            backend,
             issuer: &self.issuer,
             audiences: &self.audiences,
             algorithms: &self.algorithms,

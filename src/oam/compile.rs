@@ -747,6 +747,7 @@ fn compile_component(
         })
         .collect();
     let mut config = PluginConfig {
+        signature_backend: Default::default(),
         schema_version: SCHEMA_VERSION,
         policy_version: None,
         mode: opts.mode.or(spec.mode).unwrap_or_default(),

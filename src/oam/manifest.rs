@@ -119,6 +119,7 @@ pub fn wasm_plugin(
 /// (`compile --namespace-default`).
 pub fn default_deny_config(app: &str, component: &str, trust_domain: &str) -> PluginConfig {
     PluginConfig {
+        signature_backend: Default::default(),
         schema_version: SCHEMA_VERSION,
         policy_version: Some(format!("{app}/{component}@default-deny")),
         mode: Mode::Enforce,

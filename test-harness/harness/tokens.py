@@ -50,13 +50,16 @@ class Key:
 
     def sign(self, data: bytes) -> bytes:
         k = self.private
-        if self.alg == "RS256":
-            return k.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        if self.alg in RSA_HASH:
+            return k.sign(data, padding.PKCS1v15(), RSA_HASH[self.alg]())
         if self.alg == "PS256":
             return k.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
         if self.alg == "ES256":
             r, s = decode_dss_signature(k.sign(data, ec.ECDSA(hashes.SHA256())))
             return r.to_bytes(32, "big") + s.to_bytes(32, "big")  # JWS: raw r||s, not DER
+        if self.alg == "ES384":
+            r, s = decode_dss_signature(k.sign(data, ec.ECDSA(hashes.SHA384())))
+            return r.to_bytes(48, "big") + s.to_bytes(48, "big")
         if self.alg == "EdDSA":
             return k.sign(data)
         raise ValueError(self.alg)
@@ -70,8 +73,11 @@ class Key:
                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+RSA_HASH = {"RS256": hashes.SHA256, "RS384": hashes.SHA384, "RS512": hashes.SHA512}
+
+
 def make_key(alg: str, kid: str) -> Key:
-    if alg in ("RS256", "PS256"):
+    if alg in ("RS256", "RS384", "RS512", "PS256"):
         priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         nums = priv.public_key().public_numbers()
         jwk = {"kty": "RSA", "kid": kid, "use": "sig", "alg": alg, "n": _int_b64(nums.n), "e": _int_b64(nums.e)}
@@ -80,6 +86,11 @@ def make_key(alg: str, kid: str) -> Key:
         nums = priv.public_key().public_numbers()
         jwk = {"kty": "EC", "kid": kid, "use": "sig", "alg": alg, "crv": "P-256",
                "x": _int_b64(nums.x, 32), "y": _int_b64(nums.y, 32)}
+    elif alg == "ES384":
+        priv = ec.generate_private_key(ec.SECP384R1())
+        nums = priv.public_key().public_numbers()
+        jwk = {"kty": "EC", "kid": kid, "use": "sig", "alg": alg, "crv": "P-384",
+               "x": _int_b64(nums.x, 48), "y": _int_b64(nums.y, 48)}
     elif alg == "EdDSA":
         priv = ed25519.Ed25519PrivateKey.generate()
         raw = priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
