@@ -5,8 +5,12 @@
 SHELL := /bin/bash
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/oam_authz.wasm
-# Module size budget in bytes (issue: under 1 MB).
-WASM_BUDGET ?= 1048576
+# Module size budget in bytes: `make build` fails above it. The issue goal is
+# 400 KB; the README explains why we are above it and what the bytes are.
+WASM_BUDGET ?= 786432
+# binaryen's wasm-opt (from npm, pinned in test-harness/tools/package.json).
+WASM_OPT := test-harness/tools/node_modules/.bin/wasm-opt
+WASM_OPT_FLAGS ?= -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 VENV := test-harness/.venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
@@ -20,8 +24,15 @@ toolchain:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
 
-build: toolchain
+$(WASM_OPT): test-harness/tools/package.json
+	npm ci --prefix test-harness/tools --no-audit --no-fund --silent
+	touch $@
+
+build: toolchain $(WASM_OPT)
 	$(CARGO) build --release --lib --target $(WASM_TARGET)
+	@before=$$(stat -c %s $(WASM)); \
+	  $(WASM_OPT) $(WASM_OPT_FLAGS) $(WASM) -o $(WASM).opt && mv $(WASM).opt $(WASM); \
+	  echo "wasm-opt: $$before -> $$(stat -c %s $(WASM)) bytes"
 	@size=$$(stat -c %s $(WASM)); \
 	  echo "wasm module: $(WASM) $$size bytes (budget $(WASM_BUDGET))"; \
 	  if [ $$size -gt $(WASM_BUDGET) ]; then echo "error: module exceeds the size budget" >&2; exit 1; fi
