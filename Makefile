@@ -15,7 +15,7 @@ VENV := test-harness/.venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: all build cli test test-native test-wasm e2e lint demo clean toolchain venv
+.PHONY: all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
 
 all: build
 
@@ -57,7 +57,14 @@ test-wasm: toolchain
 e2e: build cli venv
 	$(PY) -m pytest -q test-harness/tests
 
-test: test-native test-wasm e2e
+# Generated WasmPlugins / Istio policies vs Istio's published CRD schemas
+# (@kubernetes-models/istio), plugin configs and OAM properties vs
+# istio/schemas/, and the KubeVela trait rendered with CUE vs oam-authz compile.
+test-istio-schema: cli
+	cd istio/schema-check && npm ci --no-audit --no-fund --loglevel=error
+	OAM_AUTHZ_BIN=$(CURDIR)/target/release/oam-authz node istio/schema-check/check.mjs
+
+test: test-native test-wasm test-istio-schema e2e
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check
