@@ -48,7 +48,7 @@ pub struct WasmPluginSpec {
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// AUTHN: see `istio/README-cli.md` ("Why phase AUTHN").
+    /// AUTHN: see `istio/ROLLOUT.md` ("Why phase AUTHN").
     pub phase: &'static str,
     pub priority: i64,
     pub fail_strategy: &'static str,
