@@ -15,7 +15,7 @@ VENV := test-harness/.venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
+.PHONY: fuzz all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
 
 all: build
 
@@ -73,6 +73,16 @@ lint: toolchain
 
 demo: build cli venv
 	$(PY) test-harness/demo.py
+
+# Coverage-guided fuzzing of every parser (not part of `make test`: it needs
+# the nightly toolchain). FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	for t in token jwks config path; do \
+	  cargo +nightly fuzz run --fuzz-dir test-harness/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
