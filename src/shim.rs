@@ -223,9 +223,10 @@ pub fn on_request_headers<H: Host>(host: &mut H, loaded: &Loaded) -> Verdict {
         Err(_) => decide_cached(policy, &req, &mut TokenCache::disabled()),
     };
 
-    // The decision evaluated only the roles it needed; the upstream gets all.
-    let forwards = d.allowed() || policy.mode == Mode::Audit;
-    if forwards && policy.forward.roles_header.is_some() {
+    // The decision evaluated only the roles it needed. When roles are
+    // forwarded, the upstream and the audit event get every held role (for
+    // denials too, so the audit line reads the same either way).
+    if policy.forward.roles_header.is_some() {
         d.roles = crate::engine::held_roles(policy, &d.identity);
     }
     // Log the host as matched: lowercased, port removed.
