@@ -366,16 +366,22 @@ def proc_status_kb(pid: int, key: str) -> int:
     return 0
 
 
-def cpu_busy_ticks() -> dict[str, int]:
-    """Busy ticks per CPU from /proc/stat (user+nice+system+irq+softirq+steal)."""
+def cpu_ticks() -> dict[str, dict[str, int]]:
+    """Per CPU from /proc/stat: "proc" (user+nice+system: processes), "irq"
+    (irq+softirq: loopback packet processing, not charged to any process) and
+    "steal" (the VM host)."""
     out = {}
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu") and line[3].isdigit():
                 p = line.split()
                 v = [int(x) for x in p[1:9]]
-                out[p[0][3:]] = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+                out[p[0][3:]] = {"proc": v[0] + v[1] + v[2], "irq": v[5] + v[6], "steal": v[7]}
     return out
+
+
+def busy(t: dict[str, int]) -> int:
+    return t["proc"] + t["irq"] + t["steal"]
 
 
 def wrk(port: int, tokens_file: str, seconds: int, cpu: str | None) -> dict:
@@ -524,13 +530,13 @@ class Bench:
         busy fraction of the busiest CPU at the last check."""
         deadline = time.monotonic() + self.args.quiet_wait
         while True:
-            b0 = cpu_busy_ticks()
+            b0 = cpu_ticks()
             time.sleep(1.0)
-            b1 = cpu_busy_ticks()
-            busy = max(((b1[c] - b0[c]) * self.tick_us / 1e6 for c in b0 if c in b1), default=0.0)
-            if busy < 0.15 or time.monotonic() >= deadline:
-                return busy
-            self.log(f"  waiting for a quiet machine (busiest CPU {100 * busy:.0f}% busy)")
+            b1 = cpu_ticks()
+            frac = max(((busy(b1[c]) - busy(b0[c])) * self.tick_us / 1e6 for c in b0 if c in b1), default=0.0)
+            if frac < 0.15 or time.monotonic() >= deadline:
+                return frac
+            self.log(f"  waiting for a quiet machine (busiest CPU {100 * frac:.0f}% busy)")
 
     def measure(self, v: Variant, rnd: int, lat_rate: float | None) -> dict:
         """One measurement; repeated (up to --retries times) when other processes
@@ -556,13 +562,21 @@ class Bench:
             pid = env.proc.pid
             self.check_one(env, v)
             wrk(port, self.pools[v.warm_pool or v.pool], a.warmup, self.cpu_load)
-            b0, c0, t0 = cpu_busy_ticks(), proc_cpu_ticks(pid), time.monotonic()
+            b0, c0, t0 = cpu_ticks(), proc_cpu_ticks(pid), time.monotonic()
             w = wrk(port, self.pools[v.pool], a.duration, self.cpu_load)
-            c1, t1, b1 = proc_cpu_ticks(pid), time.monotonic(), cpu_busy_ticks()
-            # time Envoy's CPU spent on anything but Envoy (other processes, steal)
-            other = None
-            if self.cpu_envoy in b0 and self.cpu_envoy in b1:
-                other = max(0.0, ((b1[self.cpu_envoy] - b0[self.cpu_envoy]) - (c1 - c0)) * self.tick_us / 1e6 / (t1 - t0))
+            c1, t1, b1 = proc_cpu_ticks(pid), time.monotonic(), cpu_ticks()
+            # Envoy's CPU: how busy it was (saturation: Envoy, its loopback softirq
+            # and anything else), and how much of it went to other processes or
+            # the VM host (interference)
+            other = busy_share = irq_us = None
+            ec = self.cpu_envoy
+            if ec in b0 and ec in b1:
+                d = {k: b1[ec][k] - b0[ec][k] for k in b0[ec]}
+                secs_per_tick = self.tick_us / 1e6
+                # (tick accounting may charge softirq to Envoy's stime too: hence the clamps)
+                other = max(0, busy(d) - (c1 - c0) - d["irq"]) * secs_per_tick / (t1 - t0)
+                busy_share = min(1.0, busy(d) * secs_per_tick / (t1 - t0))
+                irq_us = d["irq"] * self.tick_us
             rss_kb, hwm_kb = proc_status_kb(pid, "VmRSS"), proc_status_kb(pid, "VmHWM")
             cpu_us = (c1 - c0) * self.tick_us
             reqs = w["requests"]
@@ -572,6 +586,8 @@ class Bench:
                 "cpu_us_per_req": cpu_us / reqs if reqs else None,
                 "envoy_cpu_util": cpu_us / 1e6 / (t1 - t0),
                 "other_load_on_envoy_cpu": other,
+                "envoy_cpu_busy": busy_share,
+                "softirq_us_per_req": irq_us / reqs if (irq_us is not None and reqs) else None,
                 "wrk_statuses": w["statuses"], "wrk_errors": w["errors"],
                 "wrk_p50_us": w["lat_p50_us"], "wrk_p99_us": w["lat_p99_us"],
                 "rss_kb": rss_kb, "hwm_kb": hwm_kb,
@@ -722,7 +738,7 @@ def summarize(results: list[dict], variants: list[Variant]) -> list[dict]:
                     reasons[reason] = reasons.get(reason, 0) + n
         s = {
             "variant": v.name, "desc": v.desc, "expect": v.expect, "rounds": len(rows), "reasons": reasons,
-            "envoy_busy_pct": med([100 * r["envoy_cpu_util"] for r in rows]),
+            "envoy_busy_pct": med([100 * (r.get("envoy_cpu_busy") or r["envoy_cpu_util"]) for r in rows]),
             "other_load_pct": med([100 * r["other_load_on_envoy_cpu"] for r in rows
                                    if r.get("other_load_on_envoy_cpu") is not None]),
             "ok": all(r["ok"] for r in rows), "statuses": statuses,
@@ -848,6 +864,18 @@ def markdown(meta: dict, summary: list[dict], goal_list: list[dict], soak: dict 
 
 # --------------------------------------------------------------------------------------
 
+def update_readme(path: str, md: str) -> None:
+    begin, end = "<!-- BENCH:BEGIN -->", "<!-- BENCH:END -->"
+    text = open(path).read()
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        print(f"bench: {path} has no {begin} ... {end} block; not updated", file=sys.stderr)
+        return
+    with open(path, "w") as f:
+        f.write(text[:i + len(begin)] + "\n" + md + text[j:])
+    print(f"bench: updated the table in {path}")
+
+
 def require_tools(need_wrk: bool = True):
     missing = [t for t in (["wrk"] if need_wrk else []) + ["taskset", "cargo"] if not shutil.which(t)]
     if missing:
@@ -879,6 +907,8 @@ def main(argv=None) -> int:
                     help="measure again when other processes took >10%% of Envoy's CPU (default 1)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for latest.md / latest.json")
     ap.add_argument("--wasm", default=E.WASM)
+    ap.add_argument("--readme", metavar="FILE",
+                    help="also replace the text between <!-- BENCH:BEGIN --> and <!-- BENCH:END --> in FILE")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (Envoy configs and logs)")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -901,6 +931,11 @@ def main(argv=None) -> int:
     build_loadgen()
     module = open(args.wasm, "rb").read()
     b = Bench(args)
+    # a private copy: a rebuild during the run must not change the module between variants
+    module_src = args.wasm
+    args.wasm = os.path.join(b.work, "oam_authz.wasm")
+    with open(args.wasm, "wb") as f:
+        f.write(module)
     t_start = time.monotonic()
     try:
         # signature backends the module understands
@@ -967,7 +1002,7 @@ def main(argv=None) -> int:
                                    else sys.executable, os.path.relpath(__file__, REPO), *sys.argv[1:]]),
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "envoy_version": envoy_version(),
-            "module": {"path": os.path.relpath(args.wasm, REPO), "size": len(module),
+            "module": {"path": os.path.relpath(module_src, REPO), "size": len(module),
                        "sha256": hashlib.sha256(module).hexdigest()},
             "rounds": args.rounds, "duration": args.duration, "warmup": args.warmup,
             "lat_duration": args.lat_duration, "lat_rate": lat_rate, "pool": args.pool,
@@ -987,6 +1022,8 @@ def main(argv=None) -> int:
         with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
             json.dump({**meta, "summary": summary, "goals": goal_list, "soak": soak, "failures": b.failures,
                        "notes": notes, "results": results}, f, indent=1, default=str)
+        if args.readme and not b.failures:
+            update_readme(args.readme, md)
         print()
         print(md)
         print(f"(written to {os.path.relpath(os.path.join(args.out, stem + '.md'), os.getcwd())} and .json; "
