@@ -68,9 +68,13 @@ pub struct ProviderConfig {
     pub audiences: Vec<String>,
     /// JWS algorithms accepted from this issuer, e.g. `["RS256"]`.
     pub algorithms: Vec<String>,
-    /// Inline JSON Web Key Set (`{"keys": [...]}`).
+    /// Inline JSON Web Key Set (`{"keys": [...]}`). Exactly one of `jwks`
+    /// and `remote_jwks` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
+    /// A JWKS fetched by the filter from the identity provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_jwks: Option<RemoteJwksConfig>,
     /// Where to look for the token. Default: `Authorization: Bearer <token>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Vec<TokenSource>>,
@@ -83,6 +87,34 @@ pub struct ProviderConfig {
     /// Keep the token on the request sent upstream. Default false: it is removed.
     #[serde(default)]
     pub forward_token: bool,
+}
+
+/// A JWKS the filter fetches itself (README "Key management").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteJwksConfig {
+    /// The JWKS URL; with `discovery`, the OpenID discovery document URL
+    /// (default `<issuer>/.well-known/openid-configuration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The Envoy cluster that reaches the identity provider.
+    pub cluster: String,
+    /// Refresh interval. Default 300 s, 1..=86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_seconds: Option<u64>,
+    /// Timeout of one HTTP request. Default 5000 ms, 100..=60000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// How long the last good key set may be used while fetches fail.
+    /// Default 86400 s (or `refresh_seconds` if longer), up to 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stale_seconds: Option<u64>,
+    /// Minimum time between fetch starts triggered by unknown `kid`s. Default 30 s, 1..=3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_refetch_interval_seconds: Option<u64>,
+    /// `uri` is an OpenID discovery document whose `jwks_uri` is fetched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discovery: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

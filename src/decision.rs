@@ -38,6 +38,9 @@ impl Reason {
         match self {
             Reason::RoleGranted | Reason::PublicRule => 200,
             Reason::PathNotCanonical(_) | Reason::MultipleTokens => 400,
+            // No key set for the token's provider yet: the token may be fine,
+            // the client should retry (README "Key management").
+            Reason::InvalidToken(TokenError::KeysUnavailable) => 503,
             Reason::TokenMissing | Reason::InvalidToken(_) => 401,
             Reason::DeniedByRule | Reason::RoleRequired | Reason::NoMatchingRule => 403,
         }
@@ -58,6 +61,7 @@ impl Reason {
             "no_matching_rule",
         ];
         v.extend(TOKEN_CODES);
+        v.push("jwks_unavailable");
         v
     }
 }

@@ -6,12 +6,15 @@
 //! every request on this VM.
 
 use crate::jwt::native::{self, SignatureBackend};
+use crate::keys::manager::{KeyHost, KeyManager, Response};
+use crate::keys::url::HttpUrl;
+use crate::keys::{MAX_JWKS_BYTES, TICK_MS};
 use crate::shim::{self, Host, Level, Loaded, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Debug)]
 struct WasmHost;
@@ -106,12 +109,121 @@ impl SignatureBackend for WasmHost {
     }
 }
 
-#[derive(Default)]
-struct Root {
-    loaded: Option<Rc<Loaded>>,
+/// Remote JWKS support: shared data, outgoing calls, gauges (see `keys`).
+impl KeyHost for WasmHost {
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+
+    fn http_get(&mut self, cluster: &str, url: &HttpUrl, timeout_ms: u64) -> Result<u32, String> {
+        let headers = vec![
+            (":method", "GET"),
+            (":path", url.path.as_str()),
+            (":authority", url.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "oam-authz"),
+        ];
+        hostcalls::dispatch_http_call(
+            cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_millis(timeout_ms),
+        )
+        .map_err(|status| match status {
+            Status::BadArgument => "unknown cluster or bad request (BadArgument)".to_string(),
+            other => format!("{other:?}"),
+        })
+    }
+
+    fn define_gauge(&mut self, name: &str) -> Option<u32> {
+        hostcalls::define_metric(MetricType::Gauge, name).ok()
+    }
+
+    fn set_gauge(&self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
 }
 
-impl Context for Root {}
+struct Root {
+    context_id: u32,
+    loaded: Option<Rc<Loaded>>,
+    /// Remote key sources of `loaded`, if any.
+    keys: Option<KeyManager>,
+    ticking: bool,
+}
+
+impl Root {
+    fn new(context_id: u32) -> Root {
+        Root {
+            context_id,
+            loaded: None,
+            keys: None,
+            ticking: false,
+        }
+    }
+
+    /// Seed for fetch jitter and this root's lease id: the clock's nanoseconds
+    /// and the context id (VMs start one after another, never in the same ns).
+    fn seed(&self) -> u64 {
+        let nanos = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (u64::from(self.context_id) << 40)
+    }
+
+    fn set_ticking(&mut self, on: bool) {
+        if on != self.ticking {
+            let period = if on { TICK_MS } else { 0 };
+            let _ = hostcalls::set_tick_period(Duration::from_millis(period));
+            self.ticking = on;
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(keys) = self.keys.as_mut() else {
+            return;
+        };
+        if !keys.owns(token_id) {
+            return;
+        }
+        // No headers: Envoy reports a timeout, reset or refused connection.
+        let status = if num_headers == 0 {
+            None
+        } else {
+            match hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status") {
+                Ok(Some(v)) => std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()),
+                _ => None,
+            }
+        };
+        let body = if body_size > 0 && body_size <= MAX_JWKS_BYTES {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let resp = Response {
+            status,
+            body_size,
+            body,
+        };
+        keys.on_response(&mut WasmHost, token_id, resp);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -124,15 +236,28 @@ impl RootContext for Root {
         .flatten();
         match shim::configure(&mut WasmHost, config.as_deref()) {
             Ok(loaded) => {
+                // Key sets already fetched (by another worker, or for the
+                // previous policy) are installed here, before any request.
+                let seed = self.seed();
+                self.keys = KeyManager::new(&mut WasmHost, &loaded.policy.providers, seed);
                 self.loaded = Some(Rc::new(loaded));
+                self.set_ticking(self.keys.is_some());
                 true
             }
             Err(_) => {
                 // Fail closed: a request must never be decided by an older or
                 // absent policy we did not mean to load.
                 self.loaded = None;
+                self.keys = None;
+                self.set_ticking(false);
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(keys) = self.keys.as_mut() {
+            keys.tick(&mut WasmHost);
         }
     }
 
@@ -178,5 +303,5 @@ proxy_wasm::main! {{
     std::panic::set_hook(Box::new(|info| {
         let _ = hostcalls::log(LogLevel::Critical, &format!("oam-authz: panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::<Root>::default() });
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> { Box::new(Root::new(context_id)) });
 }}

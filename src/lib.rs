@@ -16,6 +16,7 @@ pub mod error;
 pub mod hostname;
 pub mod index;
 pub mod jwt;
+pub mod keys;
 pub mod path;
 pub mod policy;
 pub mod shim;

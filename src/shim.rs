@@ -260,6 +260,7 @@ fn deny<H: Host>(host: &mut H, d: &Decision, request_id: &str) {
     let error = match status {
         400 => "bad_request",
         401 => "unauthorized",
+        503 => "unavailable",
         _ => "forbidden",
     };
     let body =
@@ -267,6 +268,8 @@ fn deny<H: Host>(host: &mut H, d: &Decision, request_id: &str) {
             .to_string();
     let www = match &d.reason {
         Reason::TokenMissing => Some("Bearer realm=\"oam-authz\""),
+        // jwks_unavailable (503): nothing is wrong with the token.
+        Reason::InvalidToken(crate::jwt::TokenError::KeysUnavailable) => None,
         Reason::InvalidToken(_) => Some("Bearer realm=\"oam-authz\", error=\"invalid_token\""),
         Reason::MultipleTokens => Some("Bearer realm=\"oam-authz\", error=\"invalid_request\""),
         _ => None,
@@ -278,6 +281,9 @@ fn deny<H: Host>(host: &mut H, d: &Decision, request_id: &str) {
     ];
     if let Some(w) = www {
         hdrs.push(("www-authenticate", w));
+    }
+    if status == 503 {
+        hdrs.push(("retry-after", "1"));
     }
     host.send_local_response(status, &hdrs, &body);
 }

@@ -212,6 +212,24 @@ impl KeySet {
 /// Errors: not an object / no `keys` array, duplicate `kid`, private key
 /// members, broken material of a supported key, or no usable key at all.
 pub fn parse_jwks(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, ConfigError> {
+    parse_jwks_mode(jwks, allowed, path, false)
+}
+
+/// Parse a JWKS fetched from an identity provider. As [`parse_jwks`], except
+/// that a key we cannot use for any reason (broken material, private members,
+/// an overlong `kid`) is skipped with a warning instead of refusing the whole
+/// set: one bad key published next to good ones must not become an outage.
+/// Still refused: not `{"keys": [...]}`, a duplicate `kid`, no usable key.
+pub fn parse_jwks_remote(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, ConfigError> {
+    parse_jwks_mode(jwks, allowed, path, true)
+}
+
+fn parse_jwks_mode(
+    jwks: &Value,
+    allowed: &[Alg],
+    path: &str,
+    lenient: bool,
+) -> Result<KeySet, ConfigError> {
     let obj = jwks.as_object().ok_or_else(|| {
         ConfigError::invalid(path, "must be a JSON object like {\"keys\": [...]}")
     })?;
@@ -228,7 +246,19 @@ pub fn parse_jwks(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, C
     let mut set = KeySet::default();
     for (i, jwk) in keys.iter().enumerate() {
         let kpath = format!("{keys_path}[{i}]");
-        match parse_key(jwk, allowed, &kpath)? {
+        let parsed = match parse_key(jwk, allowed, &kpath) {
+            Ok(p) => p,
+            Err(e) if lenient => Parsed::Skipped(format!(
+                "unusable: {}{}",
+                e.path
+                    .strip_prefix(kpath.as_str())
+                    .filter(|f| !f.is_empty())
+                    .map_or(String::new(), |f| format!("{f} ")),
+                e.problem
+            )),
+            Err(e) => return Err(e),
+        };
+        match parsed {
             Parsed::Usable(key) => {
                 if let Some(kid) = &key.kid {
                     if set.by_kid.contains_key(kid) {
@@ -761,6 +791,44 @@ pub(crate) mod tests {
                 "jwks {jwks}\n got: {got}\nwant: {want}"
             );
         }
+    }
+
+    #[test]
+    fn remote_sets_skip_unusable_keys_but_not_ambiguity() {
+        let ec = ES256KeyPair::generate();
+        let mut short_x = es256_jwk(&ec, Some("short"));
+        short_x["x"] = json!(b64(&[1u8; 31]));
+        let mut private = es256_jwk(&ec, Some("leaked"));
+        private["d"] = json!("AAAA");
+        let jwks = json!({"keys": [short_x, private, es256_jwk(&ec, Some("good"))]});
+        assert!(parse_jwks(&jwks, &[Alg::ES256], "p").is_err());
+        let set = parse_jwks_remote(&jwks, &[Alg::ES256], "jwks").unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(
+            set.warnings(),
+            [
+                "jwks.keys[0]: skipped: unusable: .x must decode to 32 bytes for EC P-256, got 31",
+                "jwks.keys[1]: skipped: unusable: contains private key member 'd'; configure only the public key",
+            ]
+        );
+        let dup = json!({"keys": [es256_jwk(&ec, Some("a")), es256_jwk(&ec, Some("a"))]});
+        assert_eq!(
+            parse_jwks_remote(&dup, &[Alg::ES256], "jwks")
+                .unwrap_err()
+                .to_string(),
+            "jwks.keys[1].kid: duplicate name 'a'"
+        );
+        let none = json!({"keys": [short_x_only(&ec)]});
+        assert!(parse_jwks_remote(&none, &[Alg::ES256], "jwks")
+            .unwrap_err()
+            .to_string()
+            .starts_with("jwks.keys: no usable signing key"));
+    }
+
+    fn short_x_only(ec: &ES256KeyPair) -> Value {
+        let mut k = es256_jwk(ec, None);
+        k["x"] = json!(b64(&[1u8; 31]));
+        k
     }
 
     #[test]

@@ -8,6 +8,8 @@ use super::jwks::{parse_jwks, KeySet};
 use super::verify::{verify_compact, Requirements, TokenError, VerifiedToken};
 use crate::config::{ProviderConfig, TokenSource};
 use crate::error::{ConfigError, Problem};
+use crate::keys::{self, live::LiveKeys, RemoteKeys};
+use std::sync::Arc;
 
 /// Default tolerance for `exp`/`nbf`/`iat` (Envoy uses 60 s, jwt-simple 15 min).
 pub const DEFAULT_CLOCK_SKEW: u64 = 30;
@@ -17,12 +19,12 @@ pub const DEFAULT_MAX_LIFETIME: u64 = 86_400;
 pub const MIN_MAX_LIFETIME: u64 = 1;
 pub const MAX_MAX_LIFETIME: u64 = 31_536_000;
 
-/// Where keys come from. Only inline JWKS today; a remote JWKS (fetched by the
-/// filter with last-good caching, bounded staleness and rate-limited refetch
-/// on unknown `kid`) will be a second variant.
+/// Where keys come from: the policy itself, or the identity provider (fetched
+/// by the filter's root context, see `crate::keys`).
 #[derive(Debug, Clone)]
 enum KeySource {
-    Inline(KeySet),
+    Inline(Arc<KeySet>),
+    Remote(RemoteKeys),
 }
 
 /// A compiled provider.
@@ -214,20 +216,39 @@ impl Provider {
         )?;
         let sources = compile_sources(&cfg.from, path)?;
 
-        // Remote JWKS (an `jwks_uri` field) will plug in here as another KeySource.
         let jwks_path = format!("{path}.jwks");
-        let jwks = cfg.jwks.as_ref().ok_or_else(|| {
-            ConfigError::invalid(&jwks_path, "required (remote JWKS is not supported yet)")
-        })?;
-        let set = parse_jwks(jwks, &algorithms, &jwks_path)?;
-        let warnings = set.warnings().to_vec();
+        let (keys, warnings) = match (&cfg.jwks, &cfg.remote_jwks) {
+            (Some(jwks), None) => {
+                let set = parse_jwks(jwks, &algorithms, &jwks_path)?;
+                let warnings = set.warnings().to_vec();
+                (KeySource::Inline(Arc::new(set)), warnings)
+            }
+            (None, Some(remote)) => {
+                let rpath = format!("{path}.remote_jwks");
+                let settings = keys::compile(remote, &cfg.issuer, &rpath)?;
+                let live = Arc::new(LiveKeys::new());
+                (KeySource::Remote(RemoteKeys { settings, live }), Vec::new())
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    format!("{path}.remote_jwks"),
+                    "set either jwks (inline keys) or remote_jwks, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    &jwks_path,
+                    "required: inline keys (jwks) or a remote_jwks source",
+                ))
+            }
+        };
 
         Ok(Provider {
             name: cfg.name.clone(),
             issuer: cfg.issuer.clone(),
             audiences: cfg.audiences.clone(),
             algorithms,
-            keys: KeySource::Inline(set),
+            keys,
             sources,
             clock_skew,
             max_lifetime,
@@ -261,10 +282,19 @@ impl Provider {
     pub fn max_lifetime_seconds(&self) -> u64 {
         self.max_lifetime
     }
-    /// The key set currently used for verification.
-    pub fn keys(&self) -> &KeySet {
+    /// The key set currently used for verification; `None` for a remote
+    /// source with no usable set (not fetched yet, or past its staleness bound).
+    pub fn keys(&self) -> Option<Arc<KeySet>> {
         match &self.keys {
-            KeySource::Inline(set) => set,
+            KeySource::Inline(set) => Some(set.clone()),
+            KeySource::Remote(r) => r.live.current(),
+        }
+    }
+    /// The remote key source, if the keys are fetched from the provider.
+    pub fn remote(&self) -> Option<&RemoteKeys> {
+        match &self.keys {
+            KeySource::Inline(_) => None,
+            KeySource::Remote(r) => Some(r),
         }
     }
     /// Non-fatal notes from compilation (e.g. JWKS keys that were skipped).
@@ -285,16 +315,23 @@ impl Provider {
         now: u64,
         backend: Option<&dyn super::native::SignatureBackend>,
     ) -> Result<VerifiedToken, TokenError> {
+        let keys = self.keys().ok_or(TokenError::KeysUnavailable)?;
         let req = Requirements {
             backend,
             issuer: &self.issuer,
             audiences: &self.audiences,
             algorithms: &self.algorithms,
-            keys: self.keys(),
+            keys: &keys,
             clock_skew: self.clock_skew,
             max_lifetime: self.max_lifetime,
         };
-        verify_compact(token, &req, now)
+        let result = verify_compact(token, &req, now);
+        if let (Err(TokenError::UnknownKid { .. }), KeySource::Remote(r)) = (&result, &self.keys) {
+            // The IdP may have rotated: ask the root context for a refetch
+            // (rate-limited across workers, see `keys::schedule`).
+            r.live.note_unknown_kid(now);
+        }
+        result
     }
 }
 
@@ -303,7 +340,10 @@ impl Provider {
     /// another generation, so a rotated-out key stops being honoured at once.
     /// Inline keys never change within a policy: always 0.
     pub fn key_generation(&self) -> u64 {
-        0
+        match &self.keys {
+            KeySource::Inline(_) => 0,
+            KeySource::Remote(r) => r.live.generation(),
+        }
     }
 }
 
@@ -323,6 +363,7 @@ mod tests {
             audiences: vec!["orders".into()],
             algorithms: vec!["EdDSA".into()],
             jwks: Some(json!({"keys": [ed_jwk(&kp, Some("k1"))]})),
+            remote_jwks: None,
             from: None,
             clock_skew_seconds: None,
             max_lifetime_seconds: None,
@@ -346,7 +387,8 @@ mod tests {
             }]
         );
         assert!(p.warnings().is_empty());
-        assert_eq!(p.keys().len(), 1);
+        assert_eq!(p.keys().unwrap().len(), 1);
+        assert!(p.remote().is_none());
     }
 
     #[test]
@@ -440,7 +482,7 @@ mod tests {
             ),
             (
                 |c| c.jwks = None,
-                "providers[2].jwks: required (remote JWKS is not supported yet)",
+                "providers[2].jwks: required: inline keys (jwks) or a remote_jwks source",
             ),
             (
                 |c| c.algorithms = vec!["RS256".into()],

@@ -50,6 +50,7 @@ fn fx() -> &'static Fixture {
                 es256_jwk(&ec1, Some("ec1")),
                 rsa_jwk(&rsa, Some("rsa1")),
             ]})),
+            remote_jwks: None,
             from: None,
             clock_skew_seconds: None,
             max_lifetime_seconds: None,

@@ -122,6 +122,9 @@ pub enum TokenError {
     AudienceInvalid,
     /// The host clock is beyond what we can safely compute with.
     ClockOutOfRange { now: u64 },
+    /// The provider's remote key set has not been fetched yet, or is older
+    /// than its staleness bound. Not the token's fault: 503, not 401.
+    KeysUnavailable,
 }
 
 impl TokenError {
@@ -154,6 +157,7 @@ impl TokenError {
             TokenError::AudienceMissing
             | TokenError::AudienceMismatch
             | TokenError::AudienceInvalid => "token_audience_mismatch",
+            TokenError::KeysUnavailable => "jwks_unavailable",
         }
     }
 }
@@ -221,6 +225,10 @@ impl fmt::Display for TokenError {
                 write!(f, "'aud' must be a string or an array of strings")
             }
             TokenError::ClockOutOfRange { now } => write!(f, "host time {now} is out of range"),
+            TokenError::KeysUnavailable => write!(
+                f,
+                "the provider's key set is not available (not fetched yet, or past its staleness bound)"
+            ),
         }
     }
 }

@@ -325,6 +325,7 @@ pub fn provider_config(p: &ProviderSpec) -> ProviderConfig {
         audiences: p.audiences.clone().unwrap_or_default(),
         algorithms: p.algorithms.clone().unwrap_or_default(),
         jwks: p.jwks.as_ref().map(canonical_json),
+        remote_jwks: None,
         from: p.from.clone(),
         clock_skew_seconds: p.clock_skew_seconds,
         max_lifetime_seconds: p.max_lifetime_seconds,

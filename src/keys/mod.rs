@@ -1,0 +1,287 @@
+//! Remote JWKS: keys fetched by the filter from the identity provider,
+//! refreshed on a timer, shared by all worker VMs, bounded in staleness.
+//!
+//! Layers, from the pure core out:
+//! - [`url`], [`discovery`]: parsing what we fetch (OpenID discovery).
+//! - [`record`]: the per-source record in proxy-wasm shared data.
+//! - [`schedule`]: when to fetch (refresh, backoff with jitter, unknown-`kid`
+//!   rate limit, the cross-worker lease), as pure functions of the record,
+//!   the time and a seeded PRNG.
+//! - [`live`]: the key set the request path verifies with.
+//! - [`manager`]: per root context, drives the above through the
+//!   [`manager::KeyHost`] trait (shared data, `dispatch_http_call`, metrics),
+//!   so it is unit-tested natively with several fake workers.
+//!
+//! Worker sharing: Envoy runs one VM per worker thread. Each VM's root
+//! context reads the shared record on every tick (250 ms); one worker at a
+//! time holds a lease (compare-and-swap) and fetches; its result is written
+//! back to the record, and every worker re-parses the JWKS only when the
+//! record's version changes. So the IdP sees one fetch per refresh whatever
+//! the number of workers, no worker lags another by more than one tick, and
+//! a hot-reloaded policy starts with the keys already fetched.
+
+pub mod discovery;
+pub mod live;
+pub mod manager;
+pub mod record;
+pub mod schedule;
+pub mod url;
+
+use crate::config::RemoteJwksConfig;
+use crate::error::{ConfigError, Problem};
+use live::LiveKeys;
+use schedule::Timing;
+use std::sync::Arc;
+use url::HttpUrl;
+
+pub const DEFAULT_REFRESH_SECONDS: u64 = 300;
+pub const MAX_REFRESH_SECONDS: u64 = 86_400;
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+pub const MIN_TIMEOUT_MS: u64 = 100;
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+pub const DEFAULT_MAX_STALE_SECONDS: u64 = 86_400;
+pub const MAX_MAX_STALE_SECONDS: u64 = 7 * 86_400;
+pub const DEFAULT_MIN_REFETCH_SECONDS: u64 = 30;
+pub const MAX_MIN_REFETCH_SECONDS: u64 = 3_600;
+/// Largest JWKS response we read.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// How often each worker's root context looks at the shared record.
+pub const TICK_MS: u64 = 250;
+
+/// What the first request of an attempt fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The JWKS itself.
+    Jwks(HttpUrl),
+    /// An OpenID discovery document naming the JWKS (`jwks_uri`).
+    Discovery(HttpUrl),
+}
+
+/// A compiled `remote_jwks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSettings {
+    pub cluster: String,
+    pub target: Target,
+    pub timing: Timing,
+    /// Shared-data key of this source's record. Providers with the same
+    /// issuer, cluster and URL share one record (and one fetch), also across
+    /// policy reloads that change anything else about them.
+    pub shared_key: String,
+}
+
+impl RemoteSettings {
+    pub fn url(&self) -> &HttpUrl {
+        match &self.target {
+            Target::Jwks(u) | Target::Discovery(u) => u,
+        }
+    }
+}
+
+/// A provider's remote key source: its settings and the key set in use.
+#[derive(Debug, Clone)]
+pub struct RemoteKeys {
+    pub settings: RemoteSettings,
+    pub live: Arc<LiveKeys>,
+}
+
+fn range(value: u64, min: u64, max: u64, path: String) -> Result<u64, ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::new(
+            path,
+            Problem::OutOfRange { value, min, max },
+        ));
+    }
+    Ok(value)
+}
+
+/// Validate a provider's `remote_jwks`; `path` names it, e.g.
+/// `providers[0].remote_jwks`.
+pub fn compile(
+    cfg: &RemoteJwksConfig,
+    issuer: &str,
+    path: &str,
+) -> Result<RemoteSettings, ConfigError> {
+    if cfg.cluster.is_empty() {
+        return Err(ConfigError::new(format!("{path}.cluster"), Problem::Empty));
+    }
+    if cfg.cluster.chars().any(|c| c.is_control() || c == '|') {
+        return Err(ConfigError::invalid(
+            format!("{path}.cluster"),
+            "must not contain control characters or '|'",
+        ));
+    }
+    let target = match (&cfg.uri, cfg.discovery) {
+        (Some(u), discovery) => {
+            let url = url::parse(u).map_err(|e| ConfigError::invalid(format!("{path}.uri"), e))?;
+            if discovery {
+                Target::Discovery(url)
+            } else {
+                Target::Jwks(url)
+            }
+        }
+        (None, true) => Target::Discovery(discovery::discovery_url(issuer).map_err(|e| {
+            ConfigError::invalid(
+                format!("{path}.uri"),
+                format!("required: the discovery URL cannot be derived from the issuer ({e})"),
+            )
+        })?),
+        (None, false) => {
+            return Err(ConfigError::invalid(
+                format!("{path}.uri"),
+                "required (the JWKS URL), unless discovery is true",
+            ))
+        }
+    };
+    let refresh = range(
+        cfg.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS),
+        1,
+        MAX_REFRESH_SECONDS,
+        format!("{path}.refresh_seconds"),
+    )?;
+    let timeout_ms = range(
+        cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        MIN_TIMEOUT_MS,
+        MAX_TIMEOUT_MS,
+        format!("{path}.timeout_ms"),
+    )?;
+    let max_stale = range(
+        cfg.max_stale_seconds
+            .unwrap_or(DEFAULT_MAX_STALE_SECONDS.max(refresh)),
+        refresh,
+        MAX_MAX_STALE_SECONDS,
+        format!("{path}.max_stale_seconds"),
+    )
+    .map_err(|e| {
+        ConfigError::invalid(
+            e.path,
+            format!("{} (it must be at least refresh_seconds)", e.problem),
+        )
+    })?;
+    let min_refetch = range(
+        cfg.min_refetch_interval_seconds
+            .unwrap_or(DEFAULT_MIN_REFETCH_SECONDS),
+        1,
+        MAX_MIN_REFETCH_SECONDS,
+        format!("{path}.min_refetch_interval_seconds"),
+    )?;
+    let discovery = matches!(target, Target::Discovery(_));
+    let shared_key = format!(
+        "oam-authz.jwks.v{}|{}|{}|{}|{}",
+        record::FORMAT,
+        issuer,
+        cfg.cluster,
+        if discovery { "discovery" } else { "jwks" },
+        match &target {
+            Target::Jwks(u) | Target::Discovery(u) => u.to_string(),
+        },
+    );
+    Ok(RemoteSettings {
+        cluster: cfg.cluster.clone(),
+        target,
+        timing: Timing {
+            refresh_ms: refresh * 1000,
+            timeout_ms,
+            max_stale_ms: max_stale * 1000,
+            min_refetch_ms: min_refetch * 1000,
+            discovery,
+        },
+        shared_key,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> RemoteJwksConfig {
+        RemoteJwksConfig {
+            uri: Some("https://idp.example.com/keys".into()),
+            cluster: "idp".into(),
+            refresh_seconds: None,
+            timeout_ms: None,
+            max_stale_seconds: None,
+            min_refetch_interval_seconds: None,
+            discovery: false,
+        }
+    }
+    const ISS: &str = "https://idp.example.com";
+
+    #[test]
+    fn defaults() {
+        let s = compile(&cfg(), ISS, "p").unwrap();
+        assert_eq!(s.cluster, "idp");
+        assert_eq!(
+            s.target,
+            Target::Jwks(url::parse("https://idp.example.com/keys").unwrap())
+        );
+        assert_eq!(
+            s.timing,
+            Timing {
+                refresh_ms: 300_000,
+                timeout_ms: 5_000,
+                max_stale_ms: 86_400_000,
+                min_refetch_ms: 30_000,
+                discovery: false
+            }
+        );
+        assert_eq!(
+            s.shared_key,
+            "oam-authz.jwks.v1|https://idp.example.com|idp|jwks|https://idp.example.com/keys"
+        );
+        let mut c = cfg();
+        c.uri = None;
+        c.discovery = true;
+        let s = compile(&c, ISS, "p").unwrap();
+        assert_eq!(s.url().path, "/.well-known/openid-configuration");
+        assert!(s.timing.discovery);
+        // A long refresh raises the default staleness bound with it.
+        let mut c = cfg();
+        c.refresh_seconds = Some(86_400);
+        assert_eq!(
+            compile(&c, ISS, "p").unwrap().timing.max_stale_ms,
+            86_400_000
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        type Edit = fn(&mut RemoteJwksConfig);
+        let table: Vec<(Edit, &str)> = vec![
+            (|c| c.cluster = String::new(), "providers[1].remote_jwks.cluster: must not be empty"),
+            (|c| c.uri = None, "providers[1].remote_jwks.uri: required (the JWKS URL), unless discovery is true"),
+            (|c| c.uri = Some("idp/keys".into()), "providers[1].remote_jwks.uri: 'idp/keys' is not an absolute http(s) URL"),
+            (|c| c.refresh_seconds = Some(0), "providers[1].remote_jwks.refresh_seconds: 0 is out of range (allowed 1..=86400)"),
+            (|c| c.timeout_ms = Some(50), "providers[1].remote_jwks.timeout_ms: 50 is out of range (allowed 100..=60000)"),
+            (
+                |c| {
+                    c.refresh_seconds = Some(600);
+                    c.max_stale_seconds = Some(300);
+                },
+                "providers[1].remote_jwks.max_stale_seconds: 300 is out of range (allowed 600..=604800) (it must be at least refresh_seconds)",
+            ),
+            (
+                |c| c.min_refetch_interval_seconds = Some(0),
+                "providers[1].remote_jwks.min_refetch_interval_seconds: 0 is out of range (allowed 1..=3600)",
+            ),
+        ];
+        for (edit, want) in table {
+            let mut c = cfg();
+            edit(&mut c);
+            let got = compile(&c, ISS, "providers[1].remote_jwks")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(got, want);
+        }
+        let mut c = cfg();
+        c.uri = None;
+        c.discovery = true;
+        let got = compile(&c, "urn:not-a-url", "p.remote_jwks")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            got.starts_with("p.remote_jwks.uri: required: the discovery URL cannot be derived"),
+            "{got}"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! The per-key-source record kept in proxy-wasm shared data, so that every
+//! worker VM (and every policy generation after a hot reload) sees the same
+//! last good JWKS, the same fetch schedule and the same rate limit.
+//!
+//! Encoding: one line of JSON (the schedule) then `\n` then the JWKS text
+//! exactly as the IdP served it (empty until the first good fetch). A record
+//! that does not decode is treated as absent and rewritten.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped if the encoding ever changes; it is part of the shared-data key,
+/// so two module versions running side by side never read each other's
+/// records.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Version of `body`: bumped whenever a fetch returns a different JWKS.
+    pub version: u64,
+    /// Unix ms of the last successful fetch; 0 = never.
+    pub fetched_at_ms: u64,
+    /// Unix ms before which no scheduled fetch (refresh or retry) starts.
+    pub next_attempt_ms: u64,
+    /// Unix ms at which the last fetch started: the unknown-`kid` rate limit
+    /// counts from here.
+    pub last_attempt_ms: u64,
+    /// Consecutive failed fetches (0 after a success).
+    pub failures: u32,
+    /// Worker holding the fetch lease (0 = none) and until when.
+    pub lease_owner: u64,
+    pub lease_until_ms: u64,
+    /// `jwks_uri` found by OpenID discovery, reused until a fetch fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Why the last fetch failed, for logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The last good JWKS text (not part of the JSON line).
+    #[serde(skip)]
+    pub body: String,
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        let head = serde_json::to_string(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(head.len() + 1 + self.body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(self.body.as_bytes());
+        out
+    }
+
+    /// The schedule line only: what a worker reads on every tick.
+    pub fn decode_head(bytes: &[u8]) -> Option<(Record, &[u8])> {
+        let nl = bytes.iter().position(|b| *b == b'\n')?;
+        let head = bytes.get(..nl)?;
+        let rest = bytes.get(nl + 1..)?;
+        let rec: Record = serde_json::from_slice(head).ok()?;
+        Some((rec, rest))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Record> {
+        let (mut rec, body) = Record::decode_head(bytes)?;
+        rec.body = String::from_utf8(body.to_vec()).ok()?;
+        Some(rec)
+    }
+
+    /// Is the lease held by anyone at `now`?
+    pub fn leased(&self, now: u64) -> bool {
+        self.lease_owner != 0 && now < self.lease_until_ms
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let rec = Record {
+            version: 3,
+            fetched_at_ms: 1_700_000_000_000,
+            jwks_uri: Some("https://k/".into()),
+            body: "{\"keys\":[]}\n\nwith newlines".into(),
+            ..Record::default()
+        };
+        let bytes = rec.encode();
+        assert_eq!(Record::decode(&bytes).unwrap(), rec);
+        let (head, body) = Record::decode_head(&bytes).unwrap();
+        assert_eq!(head.version, 3);
+        assert!(head.body.is_empty());
+        assert_eq!(body, rec.body.as_bytes());
+    }
+
+    #[test]
+    fn garbage_is_absent() {
+        for bad in [
+            &b""[..],
+            b"no newline",
+            b"{}\n",
+            b"{\"version\":1}\n",
+            b"\xff\n",
+        ] {
+            assert!(Record::decode(bad).is_none(), "{bad:?}");
+        }
+        let mut bytes = Record::default().encode();
+        bytes.extend_from_slice(b"\xff\xfe");
+        assert!(Record::decode(&bytes).is_none(), "non-UTF-8 body");
+    }
+}
