@@ -113,10 +113,10 @@ def test_jwks_rotation_picked_up_within_one_refresh(workdir, pki, echo, wasm, id
         _, took = wait_for(lambda: status(env, k2_tok)[0] == 200, 3 + 2, interval=0.05,
                            what="k2 accepted after a refresh")
         figure("rotation pickup by refresh, refresh_seconds=3 (s)", round(took, 2))
-        assert took <= 3 + TICK + 0.5, took
+        assert took <= 3 + TICK + 1.0, took  # 1 s slack for a busy 2-core machine
         assert status(env, k1_tok) == (401, "token_unknown_kid")
         env.wait_for_log(r"key set version 2 replaces version 1 \(1 keys\)")
-        assert time.monotonic() - t0 < 6
+        assert time.monotonic() - t0 < 7
     finally:
         env.stop()
 
@@ -224,7 +224,7 @@ def test_jwks_idp_down_after_load_last_good_keys_until_stale(workdir, pki, echo,
             time.sleep(0.05)
         served = last_ok - t_down
         figure("IdP down: tokens still served for (s), max_stale_seconds=5, refresh=1", round(served, 2))
-        assert 5 - 1 - TICK - 0.3 <= served <= 5 + TICK + 0.3, served
+        assert 5 - 1 - TICK - 0.3 <= served <= 5 + TICK + 0.75, served
         st = jwks_stats(env)
         assert st.get("fetch_failure", 0) >= 2 and st.get("keys_loaded") == 0, st
         assert st.get("key_set_age_seconds", 0) >= 5, st
