@@ -470,11 +470,15 @@ fn sync<H: KeyHost>(host: &mut H, s: &mut Source, rec: &Record, now: u64) {
         match validate_jwks(rec.body.as_bytes(), &s.algorithms) {
             Ok((_, set)) => s.parsed = Some((rec.version, Arc::new(set))),
             Err(e) => {
+                // A well-formed set (it was validated before it was shared)
+                // with no key this provider may use: the IdP no longer
+                // publishes the keys we trusted, so neither do we.
                 s.unusable_version = Some(rec.version);
+                s.parsed = None;
                 host.log(
                     Level::Warn,
                     &format!(
-                        "{}: shared JWKS version {} is not usable here: {e}",
+                        "{}: JWKS version {} has no key this provider can use ({e}); its tokens get 503 jwks_unavailable",
                         s.label(),
                         rec.version
                     ),

@@ -730,3 +730,41 @@ fn policy_errors_for_key_sources() {
     let err = shim::configure(&mut host, Some(typo.to_string().as_bytes())).unwrap_err();
     assert!(err.to_string().contains("unknown field `refresh`"), "{err}");
 }
+
+#[test]
+fn a_set_without_keys_for_our_algorithms_withdraws_the_old_keys() {
+    let world = World::new();
+    let mut a = Plugin::start(&world, 0, &policy(remote()));
+    let k1 = kp("k1");
+    a.tick();
+    a.respond(only_call(&world).token, Some(200), &jwks(&[&k1]));
+    assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    // The IdP moves to ES256 only; this provider allows only EdDSA. The set
+    // is well-formed (shared as version 2), but k1 is no longer published.
+    let ec = ES256KeyPair::generate();
+    let es_only =
+        json!({"keys": [crate::jwt::jwks::tests::es256_jwk(&ec, Some("e1"))]}).to_string();
+    world.advance(REFRESH_MS);
+    a.tick();
+    a.respond(world.calls()[1].token, Some(200), &es_only);
+    assert_eq!(world.record(&a.key()).version, 2);
+    assert_eq!(
+        a.get("/api", Some(&token(&k1, world.now.get()))),
+        (503, "jwks_unavailable".into())
+    );
+    assert!(a
+        .host
+        .logged("JWKS version 2 has no key this provider can use"));
+    assert_eq!(a.host.counter("oam_authz.jwks.idp.fetch_success"), 2);
+    // Logged once, not on every tick.
+    world.advance(TICK_MS);
+    a.tick();
+    let n = a
+        .host
+        .logs
+        .borrow()
+        .iter()
+        .filter(|(_, l)| l.contains("has no key this provider can use"))
+        .count();
+    assert_eq!(n, 1);
+}
