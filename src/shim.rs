@@ -226,7 +226,12 @@ pub fn on_request_headers<H: Host>(host: &mut H, loaded: &Loaded) -> Verdict {
     // The decision evaluated only the roles it needed. When roles are
     // forwarded, the upstream and the audit event get every held role (for
     // denials too, so the audit line reads the same either way).
-    if policy.forward.roles_header.is_some() {
+    // Requests refused before authorization (bad path, bad token) hold no role.
+    let authorized = !matches!(
+        d.reason,
+        Reason::PathNotCanonical(_) | Reason::MultipleTokens | Reason::InvalidToken(_)
+    );
+    if authorized && policy.forward.roles_header.is_some() {
         d.roles = crate::engine::held_roles(policy, &d.identity);
     }
     // Log the host as matched: lowercased, port removed.
