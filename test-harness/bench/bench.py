@@ -528,15 +528,18 @@ class Bench:
         """Waits (at most --quiet-wait s) until both CPUs are idle for a second:
         other work on this machine (a build) would skew the figures. Returns the
         busy fraction of the busiest CPU at the last check."""
-        deadline = time.monotonic() + self.args.quiet_wait
+        start = time.monotonic()
+        deadline = start + self.args.quiet_wait
         while True:
             b0 = cpu_ticks()
             time.sleep(1.0)
             b1 = cpu_ticks()
             frac = max(((busy(b1[c]) - busy(b0[c])) * self.tick_us / 1e6 for c in b0 if c in b1), default=0.0)
             if frac < 0.15 or time.monotonic() >= deadline:
+                waited = time.monotonic() - start
+                if waited > 2:
+                    self.log(f"  waited {waited:.0f} s for a quiet machine (busiest CPU now {100 * frac:.0f}% busy)")
                 return frac
-            self.log(f"  waiting for a quiet machine (busiest CPU {100 * frac:.0f}% busy)")
 
     def measure(self, v: Variant, rnd: int, lat_rate: float | None) -> dict:
         """One measurement; repeated (up to --retries times) when other processes
@@ -743,6 +746,8 @@ def summarize(results: list[dict], variants: list[Variant]) -> list[dict]:
                                    if r.get("other_load_on_envoy_cpu") is not None]),
             "ok": all(r["ok"] for r in rows), "statuses": statuses,
             "cpu_us": med([r["cpu_us_per_req"] for r in rows]),
+            "cpu_us_min": min(r["cpu_us_per_req"] for r in rows),
+            "cpu_us_max": max(r["cpu_us_per_req"] for r in rows),
             "rps": med([r["rps"] for r in rows]),
             "rss_mb": med([r["rss_kb"] / 1024 for r in rows]),
             "d_pass_us": per_round(lambda r, rr: r["cpu_us_per_req"] - rr["passthrough"]["cpu_us_per_req"]),
@@ -819,7 +824,7 @@ def markdown(meta: dict, summary: list[dict], goal_list: list[dict], soak: dict 
              "or half the variant's own peak when lower (*)"))
     L.append("")
     if summary:
-        L.append("| variant | expect | statuses | Envoy CPU µs/req | Δ vs passthrough | × native | × native+cache "
+        L.append("| variant | expect | statuses | Envoy CPU µs/req (min–max) | Δ vs passthrough | × native | × native+cache "
                  "| req/s | % pass rps | Envoy busy | p50 µs | p99 µs | at req/s | RSS MB |")
         L.append("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for s in summary:
@@ -827,8 +832,9 @@ def markdown(meta: dict, summary: list[dict], goal_list: list[dict], soak: dict 
             if s["reasons"]:
                 st += " (" + ", ".join(sorted(s["reasons"], key=lambda k: -s["reasons"][k])) + ")"
             flag = "" if s["ok"] else " **FAIL**"
+            rng = f" ({s['cpu_us_min']:.0f}–{s['cpu_us_max']:.0f})" if s["rounds"] > 1 else ""
             L.append(
-                f"| {s['variant']} | {s['expect']} | {st}{flag} | {fmt(s['cpu_us'], '.1f')} "
+                f"| {s['variant']} | {s['expect']} | {st}{flag} | {fmt(s['cpu_us'], '.1f')}{rng} "
                 f"| {fmt(s['d_pass_us'], '+.1f') if s['variant'] != 'passthrough' else '-'} "
                 f"| {fmt(s['x_native'], '.2f')} | {fmt(s['x_native_cache'], '.2f')} "
                 f"| {fmt(s['rps'])} | {fmt(s['rps_pct_pass'])}% | {fmt(s['envoy_busy_pct'])}% | {fmt(s['p50_us'])} | {fmt(s['p99_us'])} "
@@ -876,6 +882,44 @@ def update_readme(path: str, md: str) -> None:
     print(f"bench: updated the table in {path}")
 
 
+def render(meta: dict, results: list[dict], variants: list[Variant], soak: dict | None, notes: list[str],
+           failures: list[str]) -> tuple[str, list[dict], list[dict]]:
+    summary = summarize(results, variants)
+    by_round: dict[int, dict] = {}
+    for r in results:
+        by_round.setdefault(r["round"], {})[r["variant"]] = r
+    goal_list = goals(summary, meta["module"]["size"], by_round, soak) if (summary or soak) else []
+    md = markdown(meta, summary, goal_list, soak, notes)
+    for f in failures:
+        md += f"\n**FAIL** {f}"
+    return md, summary, goal_list
+
+
+def report_only(path: str) -> int:
+    """Re-renders the Markdown of a saved JSON (after a change of the report format)."""
+    d = json.load(open(path))
+    results = d["results"]
+    for r in results:
+        for k in ("wrk_statuses", "lat_statuses"):
+            if r.get(k):
+                r[k] = {int(c): n for c, n in r[k].items()}
+    if d.get("soak"):
+        d["soak"]["statuses"] = {int(c): n for c, n in d["soak"]["statuses"].items()}
+    known = {v.name: v for v in all_variants(d.get("backends") or [None])}
+    for v in d.get("variants") or []:
+        known.setdefault(v["name"], Variant(v["name"], v["desc"], "ours", "none", v["expect"]))
+    names = list(dict.fromkeys(r["variant"] for r in results))
+    variants = [known[n] for n in names if n in known]
+    md, summary, goal_list = render(d, results, variants, d.get("soak"), d.get("notes") or [], d.get("failures") or [])
+    d.update({"summary": summary, "goals": goal_list})
+    with open(path, "w") as f:
+        json.dump(d, f, indent=1, default=str)
+    with open(os.path.splitext(path)[0] + ".md", "w") as f:
+        f.write(md)
+    print(md)
+    return 0
+
+
 def require_tools(need_wrk: bool = True):
     missing = [t for t in (["wrk"] if need_wrk else []) + ["taskset", "cargo"] if not shutil.which(t)]
     if missing:
@@ -910,7 +954,10 @@ def main(argv=None) -> int:
     ap.add_argument("--readme", metavar="FILE",
                     help="also replace the text between <!-- BENCH:BEGIN --> and <!-- BENCH:END --> in FILE")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (Envoy configs and logs)")
+    ap.add_argument("--report-only", metavar="JSON", help="re-render the Markdown of a saved results JSON and exit")
     args = ap.parse_args(argv)
+    if args.report_only:
+        return report_only(args.report_only)
     if args.smoke:
         args.duration, args.rounds, args.warmup, args.lat_duration = 2, 1, 1, 1.0
         args.quiet_wait, args.retries = 0, 0
@@ -992,11 +1039,6 @@ def main(argv=None) -> int:
             b.log(f"soak: {soak_v.name} for {args.soak} s")
             soak = b.soak(soak_v, args.soak)
 
-        summary = summarize(results, sel)
-        by_round: dict[int, dict] = {}
-        for r in results:
-            by_round.setdefault(r["round"], {})[r["variant"]] = r
-        goal_list = goals(summary, len(module), by_round, soak) if (summary or soak) else []
         meta = {
             "command": shlex.join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(REPO)
                                    else sys.executable, os.path.relpath(__file__, REPO), *sys.argv[1:]]),
@@ -1008,13 +1050,12 @@ def main(argv=None) -> int:
             "lat_duration": args.lat_duration, "lat_rate": lat_rate, "pool": args.pool,
             "envoy_cpu": b.cpu_envoy, "load_cpu": b.cpu_load, "wrk_conns": WRK_CONNS, "lat_conns": LAT_CONNS,
             "smoke": args.smoke, "backends": backends, "elapsed_s": round(time.monotonic() - t_start, 1),
+            "variants": [{"name": v.name, "desc": v.desc, "expect": v.expect} for v in sel],
         }
         notes = list(b.notes)
         if not b.cpu_envoy:
             notes.append("fewer than 2 CPUs: Envoy and the load generator were not pinned apart")
-        md = markdown(meta, summary, goal_list, soak, notes)
-        for f in b.failures:
-            md += f"\n**FAIL** {f}"
+        md, summary, goal_list = render(meta, results, sel, soak, notes, b.failures)
         os.makedirs(args.out, exist_ok=True)
         stem = "smoke" if args.smoke else ("latest" if summary else "soak")
         with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
