@@ -243,3 +243,153 @@ fn export_istio_says_what_it_cannot_express() {
     assert!(t.contains("# Not expressible for this application:"));
     assert!(t.contains("forward.claim_headers"));
 }
+
+const REMOTE: &str = "examples/remote-jwks/app.yaml";
+
+#[test]
+fn explain_needs_jwks_to_verify_a_token_of_a_remote_jwks_provider() {
+    let base = [
+        "explain",
+        REMOTE,
+        "--component",
+        "invoices",
+        "--token",
+        "examples/remote-jwks/okta-token.test-only.jwt",
+        "--now",
+        "1767225660",
+        "--method",
+        "POST",
+        "--path",
+        "/invoices/2026-0042/void",
+    ];
+    let o = run(&base);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "error: provider 'okta' fetches its keys at run time (https://example.okta.com/oauth2/default/v1/keys); pass --jwks FILE to verify offline\n"
+    );
+    let mut with_keys = base.to_vec();
+    with_keys.extend(["--jwks", "examples/keys/example-idp.jwks.json"]);
+    let o = run(&with_keys);
+    let t = out(&o);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        t.contains("token:     verified by provider 'okta' with the keys given by --jwks (signature, issuer, audience, lifetime checked at now=1767225660)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("decision:  ALLOW 200 role_granted, rule 'void' (roles held: billing-admins)"),
+        "{t}"
+    );
+    // The keys are really used: a set without the token's key refuses it.
+    let dir = std::env::temp_dir().join(format!("oam-authz-jwks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = dir.join("other.json");
+    let mut set: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/keys/example-idp.jwks.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    set["keys"][0]["kid"] = "rotated".into();
+    std::fs::write(&other, set.to_string()).unwrap();
+    let mut rotated = base.to_vec();
+    rotated.extend(["--jwks", other.to_str().unwrap()]);
+    let t = out(&run(&rotated));
+    assert!(t.contains("decision:  DENY 401 token_unknown_kid"), "{t}");
+    // Claims need no keys.
+    let o = run(&[
+        "explain",
+        REMOTE,
+        "--component",
+        "invoices",
+        "--claims",
+        r#"{"iss":"https://example.okta.com/oauth2/default","groups":["billing-admins"]}"#,
+        "--method",
+        "POST",
+        "--path",
+        "/invoices/1/void",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("decision:  ALLOW 200 role_granted"));
+}
+
+#[test]
+fn test_takes_jwks_for_token_cases_of_a_remote_jwks_provider() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-rcases-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/remote-jwks/okta-token.test-only.jwt"
+    ))
+    .unwrap();
+    let cases = dir.join("cases.yaml");
+    std::fs::write(
+        &cases,
+        format!("now: 1767225660\ncases:\n  - name: admin token\n    component: invoices\n    token: {}\n    method: POST\n    path: /invoices/1/void\n    expect: {{decision: allow, rule: void}}\n", token.trim()),
+    )
+    .unwrap();
+    let o = run(&["test", REMOTE, cases.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        out(&o)
+            .contains("FAIL  cases[0] admin token: provider 'okta' fetches its keys at run time"),
+        "{}",
+        out(&o)
+    );
+    let o = run(&[
+        "test",
+        REMOTE,
+        cases.to_str().unwrap(),
+        "--jwks",
+        "examples/keys/example-idp.jwks.json",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(out(&o).lines().last(), Some("1 passed, 0 failed"));
+}
+
+#[test]
+fn export_istio_turns_remote_jwks_into_jwks_uri() {
+    let o = run(&["export-istio", REMOTE]);
+    assert!(o.status.success(), "{}", err(&o));
+    let t = out(&o);
+    assert!(
+        t.contains(
+            "    jwksUri: https://example.okta.com/oauth2/default/v1/keys\n    timeout: 5s\n"
+        ),
+        "{t}"
+    );
+    assert!(!t.contains("    jwks: "), "{t}");
+    assert!(
+        t.contains("#  - provider 'okta': istiod fetches the JWKS itself"),
+        "{t}"
+    );
+    assert!(t.contains("through the Envoy cluster 'idp-okta', which must exist there (istio/rollout/idp-serviceentry.yaml)"), "{t}");
+}
+
+#[test]
+fn export_istio_leaves_discovery_from_the_issuer_to_istiod() {
+    let app = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/remote-jwks/app.yaml"
+    ))
+    .unwrap()
+    .replace(
+        "uri: https://example.okta.com/oauth2/default/v1/keys",
+        "discovery: true",
+    );
+    let dir = std::env::temp_dir().join(format!("oam-authz-disc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app.yaml");
+    std::fs::write(&file, app).unwrap();
+    let o = run(&["export-istio", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", err(&o));
+    let t = out(&o);
+    assert!(!t.contains("jwksUri"), "{t}");
+    assert!(
+        t.contains("    issuer: https://example.okta.com/oauth2/default\n    timeout: 5s\n"),
+        "{t}"
+    );
+}

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const EXAMPLES: &[&str] = &["shop", "deploy-api", "artifact-store"];
+const EXAMPLES: &[&str] = &["shop", "deploy-api", "artifact-store", "remote-jwks"];
 const URL: &str = "oci://registry.example.com/oam-authz/filter:0.1.0";
 
 fn bin() -> Command {

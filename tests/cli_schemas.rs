@@ -27,7 +27,7 @@ fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
         .collect()
 }
 
-const EXAMPLES: &[&str] = &["shop", "deploy-api", "artifact-store"];
+const EXAMPLES: &[&str] = &["shop", "deploy-api", "artifact-store", "remote-jwks"];
 
 #[test]
 fn example_plugin_configs_match_the_schema() {
@@ -145,4 +145,78 @@ fn schemas_refuse_what_the_parsers_refuse() {
     assert!(
         !identity.is_valid(&json!({"trustDomain": "cluster.local", "trust_domain_aliases": []}))
     );
+}
+
+#[test]
+fn schemas_take_exactly_one_of_jwks_and_remote_jwks() {
+    let remote = json!({"uri": "https://example.okta.com/oauth2/default/v1/keys", "cluster": "idp-okta",
+        "refreshSeconds": 300, "timeoutMs": 5000, "maxStaleSeconds": 86400,
+        "minRefetchIntervalSeconds": 30});
+    let provider = |extra: Value| {
+        let mut p = json!({"name": "okta", "issuer": "https://example.okta.com/oauth2/default",
+            "audiences": ["api://x"], "algorithms": ["RS256"]});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        json!({"providers": [p]})
+    };
+    let jwks = json!({"keys": [{"kty": "RSA", "n": "x", "e": "AQAB"}]});
+    for name in ["mesh-identity.schema.json", "mesh-access.schema.json"] {
+        let v = schema(name);
+        // mesh-access takes the same shape as its `identity`.
+        let doc = |id: Value| {
+            if name.starts_with("mesh-access") {
+                json!({"rules": [{"name": "h", "public": true}], "identity": id})
+            } else {
+                id
+            }
+        };
+        assert!(
+            v.is_valid(&doc(provider(json!({"jwks": jwks})))),
+            "{name}: jwks"
+        );
+        assert!(
+            v.is_valid(&doc(provider(json!({"remoteJwks": remote})))),
+            "{name}: remoteJwks"
+        );
+        assert!(
+            v.is_valid(&doc(provider(
+                json!({"remoteJwks": {"cluster": "idp", "discovery": true}})
+            ))),
+            "{name}: discovery from the issuer"
+        );
+        for (what, extra) in [
+            ("neither", json!({})),
+            ("both", json!({"jwks": jwks, "remoteJwks": remote})),
+            (
+                "no cluster",
+                json!({"remoteJwks": {"uri": "https://idp/keys"}}),
+            ),
+            (
+                "no uri, no discovery",
+                json!({"remoteJwks": {"cluster": "idp"}}),
+            ),
+            (
+                "not a URL",
+                json!({"remoteJwks": {"uri": "idp/keys", "cluster": "idp"}}),
+            ),
+            (
+                "snake_case field",
+                json!({"remoteJwks": {"uri": "https://idp/keys", "cluster": "idp", "refresh_seconds": 5}}),
+            ),
+            (
+                "Istio cluster name",
+                json!({"remoteJwks": {"uri": "https://idp/keys", "cluster": "outbound|443||idp"}}),
+            ),
+            (
+                "timeout below 100 ms",
+                json!({"remoteJwks": {"uri": "https://idp/keys", "cluster": "idp", "timeoutMs": 50}}),
+            ),
+        ] {
+            assert!(
+                !v.is_valid(&doc(provider(extra))),
+                "{name} accepted: {what}"
+            );
+        }
+    }
 }

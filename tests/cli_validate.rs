@@ -126,7 +126,7 @@ fn unknown_field_in_the_identity_policy() {
         "unknown-policy-field",
         &with("maxLifetimeSeconds: 3600", "maxLifetime: 3600"),
         1,
-        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].maxLifetime: unknown field `maxLifetime`, expected one of `name`, `issuer`, `audiences`, `algorithms`, `jwks`, `from`, `clockSkewSeconds`, `maxLifetimeSeconds`, `forwardToken`"],
+        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].maxLifetime: unknown field `maxLifetime`, expected one of `name`, `issuer`, `audiences`, `algorithms`, `jwks`, `remoteJwks`, `from`, `clockSkewSeconds`, `maxLifetimeSeconds`, `forwardToken`"],
     );
 }
 
@@ -373,4 +373,126 @@ fn not_yaml_and_not_an_application() {
         "{}",
         r.stdout
     );
+}
+
+/// The base provider with its keys fetched at run time instead of inline.
+fn remote(settings: &str) -> String {
+    let b = base();
+    let start = b.find("            jwks: {keys:").unwrap();
+    let end = b[start..].find('\n').unwrap() + start + 1;
+    format!(
+        "{}            remoteJwks: {settings}\n{}",
+        &b[..start],
+        &b[end..]
+    )
+}
+
+const PROVIDER: &str = "spec.policies[0].properties.providers[0]";
+
+#[test]
+fn remote_jwks_is_accepted_and_compiled() {
+    let yaml = remote("{uri: \"https://gitlab.example.com/oauth/discovery/keys\", cluster: idp-gitlab, refreshSeconds: 600, timeoutMs: 2000, maxStaleSeconds: 3600, minRefetchIntervalSeconds: 60}");
+    expect("remote-ok", &yaml, 0, &[]);
+    let expect_discovery = remote("{cluster: idp-gitlab, discovery: true}");
+    expect("remote-discovery", &expect_discovery, 0, &[]);
+
+    let dir = std::env::temp_dir().join(format!("oam-authz-remote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oam-authz"))
+        .args(["compile", "--format", "envoy"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &cfg["providers"][0];
+    assert!(p.get("jwks").is_none(), "{p}");
+    assert_eq!(
+        p["remote_jwks"],
+        serde_json::json!({"uri": "https://gitlab.example.com/oauth/discovery/keys", "cluster": "idp-gitlab",
+            "refresh_seconds": 600, "timeout_ms": 2000, "max_stale_seconds": 3600,
+            "min_refetch_interval_seconds": 60})
+    );
+}
+
+#[test]
+fn jwks_and_remote_jwks_exclude_each_other() {
+    let both = with(
+        "            jwks: {keys:",
+        "            remoteJwks: {uri: \"https://gitlab.example.com/keys\", cluster: idp}\n            jwks: {keys:",
+    );
+    expect(
+        "remote-both",
+        &both,
+        1,
+        &[&format!("app.yaml: policy identity: {PROVIDER}.remoteJwks: set either jwks (inline keys) or remoteJwks (keys fetched at run time), not both")],
+    );
+    let b = base();
+    let start = b.find("            jwks: {keys:").unwrap();
+    let neither = &b[..start];
+    expect(
+        "remote-neither",
+        neither,
+        1,
+        &[&format!("app.yaml: policy identity: {PROVIDER}.jwks: required: the public keys of 'https://gitlab.example.com', either inline (jwks: {{keys: [...]}}) or fetched by the filter at run time (remoteJwks: {{uri: <JWKS URL>, cluster: <Envoy cluster of the IdP>}})")],
+    );
+}
+
+#[test]
+fn remote_jwks_errors_come_from_the_engine_with_the_oam_path() {
+    for (name, settings, line) in [
+        (
+            "remote-bad-uri",
+            "{uri: \"gitlab.example.com/keys\", cluster: idp}",
+            "remoteJwks.uri: 'gitlab.example.com/keys' is not an absolute http(s) URL",
+        ),
+        (
+            "remote-user-info",
+            "{uri: \"https://user@gitlab.example.com/keys\", cluster: idp}",
+            "remoteJwks.uri: URL must not carry user info",
+        ),
+        (
+            "remote-no-uri",
+            "{cluster: idp}",
+            "remoteJwks.uri: required (the JWKS URL), unless discovery is true",
+        ),
+        (
+            "remote-empty-cluster",
+            "{uri: \"https://gitlab.example.com/keys\", cluster: \"\"}",
+            "remoteJwks.cluster: must not be empty",
+        ),
+        (
+            "remote-refresh",
+            "{uri: \"https://gitlab.example.com/keys\", cluster: idp, refreshSeconds: 0}",
+            "remoteJwks.refreshSeconds: 0 is out of range (allowed 1..=86400)",
+        ),
+        (
+            "remote-stale",
+            "{uri: \"https://gitlab.example.com/keys\", cluster: idp, refreshSeconds: 600, maxStaleSeconds: 300}",
+            "remoteJwks.maxStaleSeconds: 300 is out of range (allowed 600..=604800) (it must be at least refreshSeconds)",
+        ),
+        (
+            "remote-istio-cluster",
+            "{uri: \"https://gitlab.example.com/keys\", cluster: \"outbound|443||gitlab.example.com\"}",
+            "remoteJwks.cluster: must not contain control characters or '|'; Istio's own outbound|<port>||<host> clusters cannot be named here by this filter version: add a cluster without '|' for the IdP with an EnvoyFilter (see istio/rollout/idp-serviceentry.yaml)",
+        ),
+        (
+            "remote-typo",
+            "{uri: \"https://gitlab.example.com/keys\", cluster: idp, refresh_seconds: 60}",
+            "remoteJwks.refresh_seconds: unknown field `refresh_seconds`, expected one of `uri`, `cluster`, `refreshSeconds`, `timeoutMs`, `maxStaleSeconds`, `minRefetchIntervalSeconds`, `discovery`",
+        ),
+    ] {
+        expect(
+            name,
+            &remote(settings),
+            1,
+            &[&format!("app.yaml: policy identity: {PROVIDER}.{line}")],
+        );
+    }
 }

@@ -25,6 +25,9 @@ import { WasmPlugin } from "@kubernetes-models/istio/extensions.istio.io/v1alpha
 import { AuthorizationPolicy } from "@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy";
 import { RequestAuthentication } from "@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication";
 import { PeerAuthentication } from "@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication";
+import { ServiceEntry } from "@kubernetes-models/istio/networking.istio.io/v1/ServiceEntry";
+import { DestinationRule } from "@kubernetes-models/istio/networking.istio.io/v1/DestinationRule";
+import { EnvoyFilter } from "@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..", "..");
@@ -38,6 +41,10 @@ const ISTIO = {
   "security.istio.io/v1/AuthorizationPolicy": AuthorizationPolicy,
   "security.istio.io/v1/RequestAuthentication": RequestAuthentication,
   "security.istio.io/v1/PeerAuthentication": PeerAuthentication,
+  // The IdP manifests for remoteJwks providers (istio/rollout/idp-serviceentry.yaml).
+  "networking.istio.io/v1/ServiceEntry": ServiceEntry,
+  "networking.istio.io/v1/DestinationRule": DestinationRule,
+  "networking.istio.io/v1alpha3/EnvoyFilter": EnvoyFilter,
 };
 
 let passed = 0;
@@ -139,6 +146,11 @@ function selfTest() {
   if (!meshIdentity({ providers: [{ name: "p", issuer: "i", algorithms: ["RS256"], jwks: { keys: [] } }] }))
     ok("self-test: mesh-identity schema refuses a provider without audiences");
   else fail("self-test", "mesh-identity schema accepted a provider without audiences");
+  const remote = { uri: "https://idp.example.com/keys", cluster: "idp" };
+  const prov = (extra) => ({ providers: [{ name: "p", issuer: "i", audiences: ["a"], algorithms: ["RS256"], ...extra }] });
+  if (meshIdentity(prov({ remoteJwks: remote })) && !meshIdentity(prov({ remoteJwks: remote, jwks: { keys: [{ kty: "RSA" }] } })) && !meshIdentity(prov({})))
+    ok("self-test: mesh-identity schema takes exactly one of jwks and remoteJwks");
+  else fail("self-test", "mesh-identity schema: jwks/remoteJwks not exactly one");
 }
 
 const cue = cueModule.default ?? cueModule;
@@ -216,11 +228,83 @@ async function checkKubeVela() {
   } catch (e) {
     fail("kubevela mesh-identity", e.message);
   }
+  await checkKubeVelaRemoteJwks(trait, policy, bin);
   try {
     await cueExport(`${policy}\n${context(app, "")}parameter: {providers: [{name: "p", issuer: "i", algorithms: ["RS256"], jwks: {keys: []}}]}\n`, "output");
     fail("self-test: kubevela mesh-identity", "accepted a provider without audiences");
   } catch {
     ok("self-test: kubevela mesh-identity refuses a provider without audiences");
+  }
+}
+
+// remoteJwks through KubeVela: examples/remote-jwks uses a mesh-identity
+// policy; KubeVela takes the same block as the trait's `identity`, so the trait
+// is rendered with it and compared with `oam-authz compile` of the app (its
+// components run as service accounts named after them, as the trait assumes).
+async function checkKubeVelaRemoteJwks(trait, policy, bin) {
+  const appFile = join(repo, "examples", "remote-jwks", "app.yaml");
+  const app = parseAllDocuments(readFileSync(appFile, "utf8"))[0].toJS();
+  const identity = app.spec.policies.find((p) => p.type === "mesh-identity").properties;
+  for (const c of app.spec.components) {
+    for (const t of c.traits ?? []) {
+      if (t.type !== "mesh-access") continue;
+      const what = `kubevela mesh-access with remoteJwks rendered for ${app.metadata.name}/${c.name}`;
+      let out;
+      try {
+        out = await cueExport(`${trait}\n${context(app, c.name)}parameter: ${JSON.stringify({ ...t.properties, identity })}\n`, "outputs");
+      } catch (e) {
+        fail(what, e.message);
+        continue;
+      }
+      istioCheck(out.wasmplugin, what);
+      if (!bin) {
+        fail(`${what} vs oam-authz compile`, "no oam-authz binary (build it, or set OAM_AUTHZ_BIN)");
+        continue;
+      }
+      const compiled = JSON.parse(execFileSync(bin, ["compile", appFile, "--format", "envoy"], { encoding: "utf8" }));
+      const a = { ...out.wasmplugin.spec.pluginConfig, policy_version: null };
+      const b = { ...compiled, policy_version: null };
+      if (JSON.stringify(stable(a)) === JSON.stringify(stable(b))) ok(`${what} equals oam-authz compile`);
+      else fail(`${what} vs oam-authz compile`, `differs:\n${JSON.stringify(stable(a))}\n${JSON.stringify(stable(b))}`);
+    }
+  }
+  try {
+    const cm = await cueExport(`${policy}\n${context(app, "")}parameter: ${JSON.stringify(identity)}\n`, "output");
+    const data = JSON.parse(cm.data["mesh-identity.json"]);
+    if (data.providers?.[0]?.remoteJwks?.cluster === "idp-okta") ok("kubevela mesh-identity renders a remoteJwks provider");
+    else fail("kubevela mesh-identity with remoteJwks", JSON.stringify(cm));
+  } catch (e) {
+    fail("kubevela mesh-identity with remoteJwks", e.message);
+  }
+  // Exactly one key source, and no Istio cluster names, in both definitions.
+  const base = { name: "p", issuer: "https://i", audiences: ["a"], algorithms: ["RS256"] };
+  const remote = { uri: "https://idp.example.com/keys", cluster: "idp" };
+  // The control: the same parameters with a valid provider render.
+  try {
+    await cueExport(`${trait}\n${context(app, "x")}parameter: ${JSON.stringify({ rules: [{ name: "h", public: true }], identity: { providers: [{ ...base, remoteJwks: remote }] } })}\n`, "outputs");
+    await cueExport(`${policy}\n${context(app, "x")}parameter: ${JSON.stringify({ providers: [{ ...base, remoteJwks: { cluster: "idp", discovery: true } }] })}\n`, "output");
+    ok("self-test: kubevela definitions render a valid remoteJwks provider");
+  } catch (e) {
+    fail("self-test: kubevela definitions with a valid remoteJwks provider", e.message);
+  }
+  for (const [why, prov] of [
+    ["both jwks and remoteJwks", { ...base, jwks: { keys: [{ kty: "RSA" }] }, remoteJwks: remote }],
+    ["neither jwks nor remoteJwks", base],
+    ["a cluster name with '|'", { ...base, remoteJwks: { ...remote, cluster: "outbound|443||idp.example.com" } }],
+    ["remoteJwks without uri or discovery", { ...base, remoteJwks: { cluster: "idp", discovery: false } }],
+    ["a snake_case remoteJwks field", { ...base, remoteJwks: { ...remote, refresh_seconds: 60 } }],
+  ]) {
+    for (const [name, tmpl, expr, param] of [
+      ["trait", trait, "outputs", { rules: [{ name: "h", public: true }], identity: { providers: [prov] } }],
+      ["mesh-identity", policy, "output", { providers: [prov] }],
+    ]) {
+      try {
+        await cueExport(`${tmpl}\n${context(app, "x")}parameter: ${JSON.stringify(param)}\n`, expr);
+        fail(`self-test: kubevela ${name}`, `accepted a provider with ${why}`);
+      } catch {
+        ok(`self-test: kubevela ${name} refuses a provider with ${why}`);
+      }
+    }
   }
 }
 

@@ -118,6 +118,10 @@ enum Command {
         /// Unix time for token checks; default: now.
         #[arg(long)]
         now: Option<u64>,
+        /// A JWK set (JSON file) to verify --token with when its provider
+        /// fetches its keys at run time (remoteJwks).
+        #[arg(long, requires = "token")]
+        jwks: Option<PathBuf>,
     },
     /// Run policy test cases (request -> expected decision).
     Test {
@@ -126,6 +130,10 @@ enum Command {
         /// Unix time for cases that give none; default: now.
         #[arg(long)]
         now: Option<u64>,
+        /// A JWK set (JSON file) to verify the cases' tokens with when their
+        /// provider fetches its keys at run time (remoteJwks).
+        #[arg(long)]
+        jwks: Option<PathBuf>,
     },
     /// Emit the nearest Istio RequestAuthentication + AuthorizationPolicy.
     ExportIstio { app: PathBuf },
@@ -160,6 +168,14 @@ fn now_unix() -> u64 {
 
 fn read(path: &Path) -> Result<String, Fatal> {
     std::fs::read_to_string(path).map_err(|e| Fatal(format!("{}: {e}", path.display())))
+}
+
+/// `--jwks FILE`: a JWK set as JSON.
+fn read_jwks(path: Option<&Path>) -> Result<Option<serde_json::Value>, Fatal> {
+    let Some(path) = path else { return Ok(None) };
+    serde_json::from_str(&read(path)?)
+        .map(Some)
+        .map_err(|e| Fatal(format!("--jwks {}: not valid JSON: {e}", path.display())))
 }
 
 struct Loaded {
@@ -348,7 +364,9 @@ fn run(cmd: Command) -> Result<ExitCode, Fatal> {
             path,
             host,
             now,
+            jwks,
         } => {
+            let jwks = read_jwks(jwks.as_deref())?;
             let loaded = match load_clean(&app, &Options::default())? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
@@ -381,6 +399,7 @@ fn run(cmd: Command) -> Result<ExitCode, Fatal> {
                 path,
                 host,
                 now: now.unwrap_or_else(now_unix),
+                jwks,
             };
             let outcome = evaluate(a, c, &input).map_err(Fatal)?;
             print!("{}", explain_text(c, a, &input, &outcome));
@@ -390,7 +409,9 @@ fn run(cmd: Command) -> Result<ExitCode, Fatal> {
             app,
             cases: file,
             now,
+            jwks,
         } => {
+            let jwks = read_jwks(jwks.as_deref())?;
             let loaded = match load_clean(&app, &Options::default())? {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
@@ -401,7 +422,13 @@ fn run(cmd: Command) -> Result<ExitCode, Fatal> {
             let Some((a, compiled)) = loaded.apps.first() else {
                 return Err(Fatal(format!("{}: no application", app.display())));
             };
-            let report = cases::run(a, compiled, &parsed, now.unwrap_or_else(now_unix));
+            let report = cases::run(
+                a,
+                compiled,
+                &parsed,
+                now.unwrap_or_else(now_unix),
+                jwks.as_ref(),
+            );
             for l in &report.lines {
                 println!("{l}");
             }

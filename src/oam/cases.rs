@@ -90,11 +90,24 @@ pub struct Report {
 }
 
 /// Run every case; `now` is the fallback clock.
-pub fn run(app: &Application, compiled: &[CompiledComponent], file: &CaseFile, now: u64) -> Report {
+/// `jwks`: keys for tokens of providers with `remoteJwks` (`test --jwks`).
+pub fn run(
+    app: &Application,
+    compiled: &[CompiledComponent],
+    file: &CaseFile,
+    now: u64,
+    jwks: Option<&Value>,
+) -> Report {
     let mut report = Report::default();
     for (i, case) in file.cases.iter().enumerate() {
         let label = format!("cases[{i}] {}", case.name);
-        match run_case(app, compiled, case, case.now.or(file.now).unwrap_or(now)) {
+        match run_case(
+            app,
+            compiled,
+            case,
+            case.now.or(file.now).unwrap_or(now),
+            jwks,
+        ) {
             Ok(()) => {
                 report.passed += 1;
                 report.lines.push(format!("PASS  {label}"));
@@ -113,6 +126,7 @@ fn run_case(
     compiled: &[CompiledComponent],
     case: &Case,
     now: u64,
+    jwks: Option<&Value>,
 ) -> Result<(), String> {
     let c = compiled
         .iter()
@@ -137,6 +151,7 @@ fn run_case(
         path: case.path.clone(),
         host: case.host.clone(),
         now,
+        jwks: jwks.cloned(),
     };
     let o = evaluate(app, c, &input)?;
     let d = &o.decision;

@@ -10,10 +10,12 @@
 use super::analyze;
 use super::finding::{Finding, Scope};
 use super::load::{AccessTrait, Application, Component};
-use super::model::{AccessRole, AccessRule, ClaimMatch, Forward, MeshIdentity, ProviderSpec};
+use super::model::{
+    AccessRole, AccessRule, ClaimMatch, Forward, MeshIdentity, ProviderSpec, RemoteJwks,
+};
 use crate::config::{
     ClaimCondition, Effect, ForwardConfig, JwtCondition, Mode, PluginConfig, ProviderConfig,
-    RoleConfig, RuleConfig, SCHEMA_VERSION,
+    RemoteJwksConfig, RoleConfig, RuleConfig, SCHEMA_VERSION,
 };
 use crate::error::ConfigError;
 use crate::hostname::{parse_method, HostPattern};
@@ -272,12 +274,21 @@ fn check_provider(
             ),
         );
     }
-    if p.jwks.is_none() {
-        err(
+    match (&p.jwks, &p.remote_jwks) {
+        (None, None) => err(
             findings,
             "jwks",
-            "required: the issuer's public keys as an inline JWK set ({keys: [...]}); remote JWKS is not supported yet".into(),
-        );
+            format!(
+                "required: the public keys of '{}', either inline (jwks: {{keys: [...]}}) or fetched by the filter at run time (remoteJwks: {{uri: <JWKS URL>, cluster: <Envoy cluster of the IdP>}})",
+                p.issuer
+            ),
+        ),
+        (Some(_), Some(_)) => err(
+            findings,
+            "remoteJwks",
+            "set either jwks (inline keys) or remoteJwks (keys fetched at run time), not both".into(),
+        ),
+        _ => {}
     }
     let lifetime = p.max_lifetime_seconds.unwrap_or(DEFAULT_MAX_LIFETIME);
     if lifetime > opts.max_token_lifetime {
@@ -306,17 +317,32 @@ fn check_provider(
     if findings.len() > before {
         return;
     }
-    // Everything else (JWKS keys, algorithm names, token sources) is checked
-    // by the engine itself.
+    // Everything else (JWKS keys, remoteJwks URL, cluster and ranges,
+    // algorithm names, token sources) is checked by the engine itself.
     if let Err(e) = Provider::compile(&provider_config(p), "p") {
         let rest = e.path.strip_prefix("p").unwrap_or(&e.path);
+        let mut msg = e.problem.to_string();
+        if rest.starts_with(".remote_jwks") {
+            // The engine names its own (snake_case) fields in some messages.
+            msg = msg.replace("refresh_seconds", "refreshSeconds");
+        }
+        if rest == ".remote_jwks.cluster"
+            && p.remote_jwks
+                .as_ref()
+                .is_some_and(|r| r.cluster.contains('|'))
+        {
+            msg.push_str(ISTIO_CLUSTER_HINT);
+        }
         findings.push(Finding::error(
             scope.clone(),
             format!("{ppath}{}", camel_path(rest)),
-            e.problem.to_string(),
+            msg,
         ));
     }
 }
+
+/// Added to the engine's refusal of a cluster name with '|'.
+const ISTIO_CLUSTER_HINT: &str = "; Istio's own outbound|<port>||<host> clusters cannot be named here by this filter version: add a cluster without '|' for the IdP with an EnvoyFilter (see istio/rollout/idp-serviceentry.yaml)";
 
 pub fn provider_config(p: &ProviderSpec) -> ProviderConfig {
     ProviderConfig {
@@ -325,11 +351,23 @@ pub fn provider_config(p: &ProviderSpec) -> ProviderConfig {
         audiences: p.audiences.clone().unwrap_or_default(),
         algorithms: p.algorithms.clone().unwrap_or_default(),
         jwks: p.jwks.as_ref().map(canonical_json),
-        remote_jwks: None,
+        remote_jwks: p.remote_jwks.as_ref().map(remote_jwks_config),
         from: p.from.clone(),
         clock_skew_seconds: p.clock_skew_seconds,
         max_lifetime_seconds: p.max_lifetime_seconds,
         forward_token: p.forward_token,
+    }
+}
+
+pub fn remote_jwks_config(r: &RemoteJwks) -> RemoteJwksConfig {
+    RemoteJwksConfig {
+        uri: r.uri.clone(),
+        cluster: r.cluster.clone(),
+        refresh_seconds: r.refresh_seconds,
+        timeout_ms: r.timeout_ms,
+        max_stale_seconds: r.max_stale_seconds,
+        min_refetch_interval_seconds: r.min_refetch_interval_seconds,
+        discovery: r.discovery,
     }
 }
 

@@ -7,7 +7,8 @@ use super::compile::{canonical_json, CompiledComponent};
 use super::load::Application;
 use super::manifest::{plugin_name, LABEL_APP, LABEL_COMPONENT};
 use crate::config::{
-    ClaimCondition, Effect, Mode, PluginConfig, RoleConfig, RuleConfig, TokenSource,
+    ClaimCondition, Effect, Mode, PluginConfig, RemoteJwksConfig, RoleConfig, RuleConfig,
+    TokenSource,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -143,6 +144,44 @@ fn istio_rules(cfg: &PluginConfig, effect: Effect, notes: &mut BTreeSet<String>)
     out
 }
 
+/// A provider whose keys the filter fetches: Istio's `jwksUri` (or, with
+/// discovery from the issuer, nothing: istiod then discovers it itself).
+fn remote_jwks_rule(
+    name: &str,
+    issuer: &str,
+    remote: &RemoteJwksConfig,
+    rule: &mut Map<String, Value>,
+    notes: &mut BTreeSet<String>,
+) {
+    let default_discovery = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    match (&remote.uri, remote.discovery) {
+        (Some(uri), false) => {
+            rule.insert("jwksUri".into(), json!(uri));
+        }
+        (Some(uri), true) if *uri != default_discovery => {
+            notes.insert(format!(
+                "provider '{name}': the discovery document {uri} is not the issuer's; Istio only discovers from <issuer>/.well-known/openid-configuration (set jwksUri by hand if that differs)"
+            ));
+        }
+        _ => {}
+    }
+    if let Some(ms) = remote.timeout_ms {
+        let t = if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{}.{:03}s", ms / 1000, ms % 1000)
+        };
+        rule.insert("timeout".into(), json!(t));
+    }
+    notes.insert(format!(
+        "provider '{name}': istiod fetches the JWKS itself and pushes the keys to the sidecars (refreshed every 20 min by default, PILOT_JWT_PUB_KEY_REFRESH_INTERVAL); refreshSeconds, maxStaleSeconds and minRefetchIntervalSeconds have no equivalent. The oam-authz filter instead fetches from each sidecar through the Envoy cluster '{}', which must exist there (istio/rollout/idp-serviceentry.yaml)",
+        remote.cluster
+    ));
+}
+
 fn metadata(app: &Application, name: String, cfg: &PluginConfig) -> Value {
     let mut m = json!({
         "name": name,
@@ -176,6 +215,9 @@ fn one(
                 r.insert("audiences".into(), json!(p.audiences));
                 if let Some(jwks) = &p.jwks {
                     r.insert("jwks".into(), json!(serde_json::to_string(&canonical_json(jwks)).unwrap_or_default()));
+                }
+                if let Some(remote) = &p.remote_jwks {
+                    remote_jwks_rule(&p.name, &p.issuer, remote, &mut r, notes);
                 }
                 let (mut headers, mut params, mut cookies) = (Vec::new(), Vec::new(), Vec::new());
                 for s in p.from.iter().flatten() {

@@ -154,9 +154,12 @@ pub struct ProviderSpec {
     /// Required allow-list, e.g. `[RS256]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
-    /// Inline JWK set `{keys: [...]}`.
+    /// Inline JWK set `{keys: [...]}`. Exactly one of `jwks` and `remoteJwks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<Value>,
+    /// Keys fetched by the filter from the identity provider at run time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_jwks: Option<RemoteJwks>,
     /// Token locations; default `Authorization: Bearer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Vec<TokenSource>>,
@@ -166,4 +169,28 @@ pub struct ProviderSpec {
     pub max_lifetime_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forward_token: bool,
+}
+
+/// `remoteJwks` of a provider: the filter fetches the key set itself
+/// (README "Key management"). Maps one-to-one onto the plugin
+/// configuration's `remote_jwks`; ranges and defaults are the engine's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RemoteJwks {
+    /// The JWKS URL; with `discovery`, the OpenID discovery document
+    /// (default `<issuer>/.well-known/openid-configuration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The Envoy cluster that reaches the identity provider.
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stale_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_refetch_interval_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discovery: bool,
 }

@@ -1,10 +1,12 @@
 """The shipped examples are real: examples/envoy/envoy.yaml and the ECDS
-variant run in Envoy (paths and ports substituted, loopback only), and
-`make demo`'s script runs to completion."""
+variant run in Envoy (paths and ports substituted, loopback only),
+envoy-remote-jwks.yaml passes `envoy --mode validate`, and `make demo`'s
+script runs to completion."""
 import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,6 +81,24 @@ def test_example_ecds_with_hot_reload(workdir, pki, echo, wasm):
             time.sleep(0.2)
         assert get(env, pki, "/healthz", "backend").reason_code == "role_required"
         assert get(env, pki, "/healthz", "frontend").status == 200
+
+
+def test_example_remote_jwks_yaml_validates(workdir, pki, wasm):
+    """envoy-remote-jwks.yaml fetches its keys from a real IdP (DNS and the
+    Internet), so it is not started here: `envoy --mode validate` checks the
+    whole file instead, the policy included (validation loads the module,
+    which refuses a bad policy). Remote JWKS at run time: test_jwks_remote.py."""
+    text = open(os.path.join(EXAMPLES, "envoy-remote-jwks.yaml")).read()
+    text = text.replace("/etc/ssl/certs/ca-certificates.crt", pki.ca_cert)
+    text = localize(text, pki, SimpleNamespace(port=8080))
+    path = os.path.join(workdir, "envoy-remote-jwks.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    out = subprocess.run([E.envoy_binary(), "--mode", "validate", "-c", path, "--log-level", "info"],
+                         capture_output=True, text=True, timeout=120)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert "policy shop-api@remote-jwks-example loaded: 1 providers" in log, log[-3000:]
 
 
 def test_demo_runs(wasm):
