@@ -205,10 +205,6 @@ fn schemas_take_exactly_one_of_jwks_and_remote_jwks() {
                 json!({"remoteJwks": {"uri": "https://idp/keys", "cluster": "idp", "refresh_seconds": 5}}),
             ),
             (
-                "Istio cluster name",
-                json!({"remoteJwks": {"uri": "https://idp/keys", "cluster": "outbound|443||idp"}}),
-            ),
-            (
                 "timeout below 100 ms",
                 json!({"remoteJwks": {"uri": "https://idp/keys", "cluster": "idp", "timeoutMs": 50}}),
             ),

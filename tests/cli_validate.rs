@@ -478,9 +478,9 @@ fn remote_jwks_errors_come_from_the_engine_with_the_oam_path() {
             "remoteJwks.maxStaleSeconds: 300 is out of range (allowed 600..=604800) (it must be at least refreshSeconds)",
         ),
         (
-            "remote-istio-cluster",
-            "{uri: \"https://gitlab.example.com/keys\", cluster: \"outbound|443||gitlab.example.com\"}",
-            "remoteJwks.cluster: must not contain control characters or '|'; Istio's own outbound|<port>||<host> clusters cannot be named here by this filter version: add a cluster without '|' for the IdP with an EnvoyFilter (see istio/rollout/idp-serviceentry.yaml)",
+            "remote-control-char-cluster",
+            "{uri: \"https://gitlab.example.com/keys\", cluster: \"outbound|80||gitlab\\texample.com\"}",
+            "remoteJwks.cluster: must not contain control characters",
         ),
         (
             "remote-typo",

@@ -290,7 +290,6 @@ async function checkKubeVelaRemoteJwks(trait, policy, bin) {
   for (const [why, prov] of [
     ["both jwks and remoteJwks", { ...base, jwks: { keys: [{ kty: "RSA" }] }, remoteJwks: remote }],
     ["neither jwks nor remoteJwks", base],
-    ["a cluster name with '|'", { ...base, remoteJwks: { ...remote, cluster: "outbound|443||idp.example.com" } }],
     ["remoteJwks without uri or discovery", { ...base, remoteJwks: { cluster: "idp", discovery: false } }],
     ["a snake_case remoteJwks field", { ...base, remoteJwks: { ...remote, refresh_seconds: 60 } }],
   ]) {

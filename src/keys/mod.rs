@@ -104,10 +104,11 @@ pub fn compile(
     if cfg.cluster.is_empty() {
         return Err(ConfigError::new(format!("{path}.cluster"), Problem::Empty));
     }
-    if cfg.cluster.chars().any(|c| c.is_control() || c == '|') {
+    // '|' is allowed: Istio names clusters `outbound|443||idp.example.com`.
+    if cfg.cluster.chars().any(char::is_control) {
         return Err(ConfigError::invalid(
             format!("{path}.cluster"),
-            "must not contain control characters or '|'",
+            "must not contain control characters",
         ));
     }
     let target = match (&cfg.uri, cfg.discovery) {
@@ -165,15 +166,19 @@ pub fn compile(
         format!("{path}.min_refetch_interval_seconds"),
     )?;
     let discovery = matches!(target, Target::Discovery(_));
+    // Fields are length-prefixed, so no value (a cluster name with '|', an
+    // issuer URL) can make two different sources share a record.
+    let url = match &target {
+        Target::Jwks(u) | Target::Discovery(u) => u.to_string(),
+    };
+    let field = |v: &str| format!("{}:{v}", v.len());
     let shared_key = format!(
         "oam-authz.jwks.v{}|{}|{}|{}|{}",
         record::FORMAT,
-        issuer,
-        cfg.cluster,
+        field(issuer),
+        field(&cfg.cluster),
         if discovery { "discovery" } else { "jwks" },
-        match &target {
-            Target::Jwks(u) | Target::Discovery(u) => u.to_string(),
-        },
+        field(&url),
     );
     Ok(RemoteSettings {
         cluster: cfg.cluster.clone(),
@@ -227,7 +232,21 @@ mod tests {
         );
         assert_eq!(
             s.shared_key,
-            "oam-authz.jwks.v1|https://idp.example.com|idp|jwks|https://idp.example.com/keys"
+            "oam-authz.jwks.v1|23:https://idp.example.com|3:idp|jwks|28:https://idp.example.com/keys"
+        );
+        // Istio's cluster names contain '|'; they cannot collide with another source.
+        let mut c = cfg();
+        c.cluster = "outbound|443||idp.example.com".into();
+        let istio = compile(&c, ISS, "p").unwrap();
+        assert!(istio
+            .shared_key
+            .contains("|29:outbound|443||idp.example.com|"));
+        c.cluster = "a|b".into();
+        let mut d = cfg();
+        d.cluster = "a".into();
+        assert_ne!(
+            compile(&c, ISS, "p").unwrap().shared_key,
+            compile(&d, ISS, "p").unwrap().shared_key
         );
         let mut c = cfg();
         c.uri = None;

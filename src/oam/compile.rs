@@ -326,13 +326,6 @@ fn check_provider(
             // The engine names its own (snake_case) fields in some messages.
             msg = msg.replace("refresh_seconds", "refreshSeconds");
         }
-        if rest == ".remote_jwks.cluster"
-            && p.remote_jwks
-                .as_ref()
-                .is_some_and(|r| r.cluster.contains('|'))
-        {
-            msg.push_str(ISTIO_CLUSTER_HINT);
-        }
         findings.push(Finding::error(
             scope.clone(),
             format!("{ppath}{}", camel_path(rest)),
@@ -340,9 +333,6 @@ fn check_provider(
         ));
     }
 }
-
-/// Added to the engine's refusal of a cluster name with '|'.
-const ISTIO_CLUSTER_HINT: &str = "; Istio's own outbound|<port>||<host> clusters cannot be named here by this filter version: add a cluster without '|' for the IdP with an EnvoyFilter (see istio/rollout/idp-serviceentry.yaml)";
 
 pub fn provider_config(p: &ProviderSpec) -> ProviderConfig {
     ProviderConfig {
