@@ -54,6 +54,8 @@ from harness import tokens as T  # noqa: E402
 REPO = E.REPO
 LOADGEN_DIR = os.path.join(HERE, "loadgen")
 LOADGEN = os.path.join(LOADGEN_DIR, "target", "release", "oam-bench-loadgen")
+FLOOR_DIR = os.path.join(HERE, "floor")
+FLOOR_WASM = os.path.join(FLOOR_DIR, "target", "wasm32-wasip1", "release", "oam_bench_floor.wasm")
 WRK_LUA = os.path.join(HERE, "tokens.lua")
 WASM_BUDGET = int(os.environ.get("OAM_WASM_BUDGET", str(400 * 1024)))  # the 400 KB, as KiB
 
@@ -257,18 +259,21 @@ QUIET_WASM_LOG = ["-l", "info", "--component-log-level", "wasm:warning"]
 class Variant:
     name: str
     desc: str
-    kind: str            # "none" | "native" | "ours"
+    kind: str            # "none" | "native" | "ours" | "floor"
     pool: str            # token pool name
     expect: int
     native_cache: bool = False
     backend: str | None = None
     log_args: list = field(default_factory=lambda: list(INFO_LOG))
     warm_pool: str | None = None   # distinct tokens for the warm-up (miss variants)
+    path: str = PATH
 
 
 def all_variants(backends: list[str | None]) -> list[Variant]:
     v = [
         Variant("passthrough", "no auth filter", "none", "none", 200),
+        Variant("wasm-floor", "a minimal Rust proxy-wasm filter (bench/floor) that reads the Authorization header",
+                "floor", "hit-RS256", 200),
         Variant("native", "jwt_authn (RS256) + rbac, no jwt cache", "native", "hit-RS256", 200),
         Variant("native-cache", "jwt_authn + rbac, jwt_cache_size 100", "native", "hit-RS256", 200, native_cache=True),
         Variant("native-miss", "jwt_authn + rbac, no cache, distinct RS256 tokens", "native", "miss-RS256", 200,
@@ -299,6 +304,8 @@ def all_variants(backends: list[str | None]) -> list[Variant]:
                 401, backend=b0, warm_pool="forged-warm"),
         Variant("hit-RS256/quiet", "ours: cache hit, wasm log level warning (no audit line)", "ours", "hit-RS256",
                 200, backend=b0, log_args=list(QUIET_WASM_LOG)),
+        Variant("public", "ours: public rule, no token (the filter's cost without JWT work)", "ours", "none", 200,
+                backend=b0, path="/healthz"),
     ]
     return v
 
@@ -384,9 +391,9 @@ def busy(t: dict[str, int]) -> int:
     return t["proc"] + t["irq"] + t["steal"]
 
 
-def wrk(port: int, tokens_file: str, seconds: int, cpu: str | None) -> dict:
+def wrk(port: int, tokens_file: str, seconds: int, cpu: str | None, path: str = PATH) -> dict:
     cmd = pin(cpu) + ["wrk", "-t1", f"-c{WRK_CONNS}", f"-d{seconds}s", "--timeout", "5s", "-s", WRK_LUA,
-                      f"http://127.0.0.1:{port}{PATH}", "--", tokens_file, PATH, HOST]
+                      f"http://127.0.0.1:{port}{path}", "--", tokens_file, path, HOST]
     out = run_child(cmd, timeout=seconds + 60)
     for line in out.splitlines():
         if line.startswith("WRK_RESULT "):
@@ -396,9 +403,10 @@ def wrk(port: int, tokens_file: str, seconds: int, cpu: str | None) -> dict:
     raise RuntimeError(f"no WRK_RESULT in wrk output:\n{out}")
 
 
-def loadgen(port: int, tokens_file: str, rate: float, seconds: float, offset: int, cpu: str | None) -> dict:
+def loadgen(port: int, tokens_file: str, rate: float, seconds: float, offset: int, cpu: str | None,
+            path: str = PATH) -> dict:
     cmd = pin(cpu) + [LOADGEN, "--addr", f"127.0.0.1:{port}", "--rate", f"{rate:.1f}", "--duration", str(seconds),
-                      "--conns", str(LAT_CONNS), "--path", PATH, "--host", HOST, "--offset", str(offset)]
+                      "--conns", str(LAT_CONNS), "--path", path, "--host", HOST, "--offset", str(offset)]
     if tokens_file != "-":
         cmd += ["--tokens", tokens_file]
     r = json.loads(run_child(cmd, timeout=seconds + 60))
@@ -484,6 +492,8 @@ class Bench:
             return bootstrap([])
         if v.kind == "native":
             return bootstrap(native_filters(self.issuer, v.native_cache))
+        if v.kind == "floor":
+            return bootstrap([E.wasm_filter("{}", FLOOR_WASM, name="floor")])
         pol = json.dumps(our_policy(self.issuer, v.backend), separators=(",", ":"))
         return bootstrap([E.wasm_filter(pol, self.args.wasm)])
 
@@ -513,7 +523,7 @@ class Bench:
                 headers["authorization"] = "Bearer " + f.readline().strip()
         c = http.client.HTTPConnection("127.0.0.1", env.ports["bench"], timeout=10)
         try:
-            c.request("GET", PATH, headers=headers)
+            c.request("GET", v.path, headers=headers)
             r = c.getresponse()
             body = r.read()
         finally:
@@ -564,9 +574,9 @@ class Bench:
             port = env.ports["bench"]
             pid = env.proc.pid
             self.check_one(env, v)
-            wrk(port, self.pools[v.warm_pool or v.pool], a.warmup, self.cpu_load)
+            wrk(port, self.pools[v.warm_pool or v.pool], a.warmup, self.cpu_load, v.path)
             b0, c0, t0 = cpu_ticks(), proc_cpu_ticks(pid), time.monotonic()
-            w = wrk(port, self.pools[v.pool], a.duration, self.cpu_load)
+            w = wrk(port, self.pools[v.pool], a.duration, self.cpu_load, v.path)
             c1, t1, b1 = proc_cpu_ticks(pid), time.monotonic(), cpu_ticks()
             # Envoy's CPU: how busy it was (saturation: Envoy, its loopback softirq
             # and anything else), and how much of it went to other processes or
@@ -602,7 +612,7 @@ class Bench:
                     ntok = sum(1 for _ in f)
             # start far from the tokens the wrk run left in the cache
             offset = (reqs + ntok // 2) % max(ntok, 1)
-            lg = loadgen(port, self.pools[v.pool], rate, a.lat_duration, offset, self.cpu_load)
+            lg = loadgen(port, self.pools[v.pool], rate, a.lat_duration, offset, self.cpu_load, v.path)
             res.update({"lat_rate": rate, "lat_capped": lat_rate is not None and rate < lat_rate, "lat": lg,
                         "lat_statuses": lg["statuses"]})
             res["counters"] = {k: val for k, val in env.stats("oam_authz|jwt_authn|rbac").items()
@@ -805,6 +815,27 @@ def goals(summary: list[dict], module_size: int, by_round: dict, soak: dict | No
     return g
 
 
+def breakdown(summary: list[dict]) -> list[tuple[str, float]]:
+    D = {s["variant"]: s["d_pass_us"] for s in summary if s["d_pass_us"] is not None}
+    D["passthrough"] = 0.0
+    hit = next((n for n in ("hit-RS256", "hit-RS256/auto", "hit-RS256/host", "hit-RS256/wasm") if n in D), None)
+    out = []
+
+    def diff(label, a, b):
+        if a in D and b in D:
+            out.append((label, D[a] - D[b]))
+
+    diff("V8 floor (wasm-floor - passthrough)", "wasm-floor", "passthrough")
+    diff("filter without a token (public - wasm-floor)", "public", "wasm-floor")
+    if hit:
+        diff("token on a cache hit (hit - public)", hit, "public")
+        diff("audit line (hit - hit/quiet)", hit, "hit-RS256/quiet")
+        for m in [n for n in D if n.startswith("miss-RS256")]:
+            diff(f"RS256 verify + parse ({m} - hit)", m, hit)
+        diff("deny vs allow (deny - hit)", "deny", hit)
+    return out
+
+
 def fmt(x, spec=".0f", dash="-"):
     return dash if x is None else format(x, spec)
 
@@ -841,6 +872,11 @@ def markdown(meta: dict, summary: list[dict], goal_list: list[dict], soak: dict 
                 f"| {fmt(s['lat_rate'])}{' *' if s['lat_capped'] else ''} | {fmt(s['rss_mb'], '.1f')} |")
         L.append("")
         L.append("Variants: " + "; ".join(f"`{s['variant']}` {s['desc']}" for s in summary) + ".")
+        L.append("")
+    br = breakdown(summary)
+    if br:
+        L.append("Where the CPU goes (differences of the per-round medians above, µs per request): "
+                 + "; ".join(f"{k} {v:+.1f}" for k, v in br) + ".")
         L.append("")
     if soak:
         L.append(f"Soak ({soak['variant']}, {soak['seconds']} s, {soak['requests']} requests, "
@@ -933,6 +969,13 @@ def build_loadgen():
         sys.exit(f"bench: building loadgen failed:\n{r.stderr}")
 
 
+def build_floor():
+    r = subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1", "--manifest-path",
+                        os.path.join(FLOOR_DIR, "Cargo.toml")], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 or not os.path.exists(FLOOR_WASM):
+        sys.exit(f"bench: building the wasm-floor filter failed:\n{r.stderr}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per variant at saturation (default 10)")
@@ -1014,6 +1057,8 @@ def main(argv=None) -> int:
         if sel and sel[0].name != "passthrough":
             sel.insert(0, variants[0])  # ratios and the latency rate need passthrough
         soak_v = next(v for v in variants if v.name.startswith("miss-RS256"))
+        if any(v.kind == "floor" for v in sel):
+            build_floor()
         pools = {v.pool for v in sel} | {v.warm_pool for v in sel if v.warm_pool}
         if args.soak:
             pools.add(soak_v.pool)
