@@ -15,7 +15,7 @@ VENV := test-harness/.venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: fuzz all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
+.PHONY: bench bench-smoke bench-soak bench-tools bench-engine fuzz all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
 
 all: build
 
@@ -64,7 +64,7 @@ test-istio-schema: cli
 	cd istio/schema-check && npm ci --no-audit --no-fund --loglevel=error
 	OAM_AUTHZ_BIN=$(CURDIR)/target/release/oam-authz node istio/schema-check/check.mjs
 
-test: test-native test-wasm test-istio-schema e2e
+test: test-native test-wasm test-istio-schema e2e bench-smoke
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check
@@ -73,6 +73,29 @@ lint: toolchain
 
 demo: build cli venv
 	$(PY) test-harness/demo.py
+
+# Benchmark tools: wrk (Debian) and taskset (util-linux).
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v taskset >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux; }
+
+# Side-by-side benchmark (test-harness/bench/README.md), ~20-30 min; not part of `make test`.
+# BENCH_ARGS="--readme README.md" also refreshes the README table.
+BENCH_ARGS ?=
+bench: build venv bench-tools
+	$(PY) test-harness/bench/bench.py $(BENCH_ARGS)
+
+# ~40 s: 6 variants, 1 round, 2 s each; fails on any unexpected response status.
+bench-smoke: build venv bench-tools
+	$(PY) test-harness/bench/bench.py --smoke
+
+# 5 minutes of cache misses; RSS sampled every 10 s, regression slope reported.
+bench-soak: build venv bench-tools
+	$(PY) test-harness/bench/bench.py --variants none --soak 300
+
+# Native engine micro-benchmark: decision cost and policy load at 10..10,000 rules.
+bench-engine:
+	$(CARGO) bench --bench engine
 
 # Coverage-guided fuzzing of every parser (not part of `make test`: it needs
 # the nightly toolchain). FUZZ_SECONDS per target.

@@ -95,6 +95,14 @@ impl Host for WasmHost {
     fn crypto(&self) -> Option<&dyn SignatureBackend> {
         Some(self)
     }
+
+    fn info_enabled(&self) -> bool {
+        // Envoy's wasm log level can change at run time (admin /logging).
+        !matches!(
+            hostcalls::get_log_level(),
+            Ok(LogLevel::Warn | LogLevel::Error | LogLevel::Critical)
+        )
+    }
 }
 
 impl SignatureBackend for WasmHost {

@@ -45,6 +45,11 @@ pub trait Host {
     fn crypto(&self) -> Option<&dyn SignatureBackend> {
         None
     }
+    /// Whether info-level lines are written at all. The audit event is only
+    /// built when they are: Istio's default proxy log level is `warning`.
+    fn info_enabled(&self) -> bool {
+        true
+    }
 }
 
 pub const METRIC_PREFIX: &str = "oam_authz.";
@@ -235,9 +240,11 @@ pub fn on_request_headers<H: Host>(host: &mut H, loaded: &Loaded) -> Verdict {
         d.roles = crate::engine::held_roles(policy, &d.identity);
     }
     // Log the host as matched: lowercased, port removed.
-    let host_name = crate::hostname::normalize_host(authority);
-    let ev = audit::event(policy, &d, now_ms, request_id, method, &host_name, path);
-    host.log(Level::Info, &audit::line(&ev));
+    if host.info_enabled() {
+        let host_name = crate::hostname::normalize_host(authority);
+        let ev = audit::event(policy, &d, now_ms, request_id, method, &host_name, path);
+        host.log(Level::Info, &audit::line(&ev));
+    }
 
     let code = d.reason.code();
     let counter = if d.allowed() {
@@ -393,6 +400,8 @@ pub mod testing {
         pub sent: Option<Sent>,
         pub logs: RefCell<Vec<(Level, String)>>,
         pub counters: RefCell<Vec<(String, u64)>>,
+        /// Log level above info (Istio's default `warning`).
+        pub quiet: bool,
     }
 
     impl FakeHost {
@@ -442,6 +451,9 @@ pub mod testing {
             let mut c = self.counters.borrow_mut();
             c.push((name.to_string(), 0));
             u32::try_from(c.len() - 1).ok()
+        }
+        fn info_enabled(&self) -> bool {
+            !self.quiet
         }
         fn increment_counter(&self, id: u32) {
             if let Some(c) = self.counters.borrow_mut().get_mut(id as usize) {

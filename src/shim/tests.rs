@@ -377,3 +377,13 @@ fn repeated_token_is_served_from_the_cache_until_exp() {
     );
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop);
 }
+
+#[test]
+fn no_audit_line_is_built_when_info_logs_are_off() {
+    let (mut host, l) = loaded("enforce");
+    host.quiet = true;
+    request(&mut host, "GET", "/healthz", None, &[]);
+    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert!(audit_events(&host).is_empty());
+    assert_eq!(host.counter("oam_authz.allowed"), 1, "metrics still count");
+}
