@@ -47,7 +47,9 @@ fn measure(samples: usize, iters: u32, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this as a quick smoke.
+    let quick =
+        std::env::args().any(|a| a == "--quick") || !std::env::args().any(|a| a == "--bench");
     let (samples, iters) = if quick { (5, 2_000) } else { (15, 20_000) };
     println!("| rules | policy load | decision (allow, last rule) | decision (deny, no rule) | vs 10 rules |");
     println!("|---:|---:|---:|---:|---:|");
