@@ -201,16 +201,17 @@ fn find_token<'p, 'r>(
                 let mut values = req
                     .headers
                     .iter()
-                    .filter(|(k, _)| k.eq_ignore_ascii_case(name));
-                let (Some((_, v)), None) = (values.next(), values.next()) else {
-                    // Zero values: nothing here. Two or more (even if one is
-                    // another scheme such as Basic): ambiguous, refused below.
-                    count += req
-                        .headers
-                        .iter()
-                        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .count();
-                    continue;
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v);
+                let v = match (values.next(), values.next()) {
+                    (None, _) => continue,
+                    (Some(v), None) => v,
+                    // Two or more values (even if one is another scheme such
+                    // as Basic): ambiguous, refused below.
+                    (Some(_), Some(_)) => {
+                        count += 2 + values.count();
+                        continue;
+                    }
                 };
                 let value = v.trim();
                 let token = match prefix {
@@ -224,7 +225,7 @@ fn find_token<'p, 'r>(
             TokenSource::Query(param) => {
                 if let Some((_, query)) = req.path.split_once('?') {
                     for pair in query.split('&') {
-                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        let (k, v) = split_pair(pair);
                         if k == param {
                             take(v, TokenLocation::Query(param.clone()));
                         }
@@ -232,15 +233,10 @@ fn find_token<'p, 'r>(
                 }
             }
             TokenSource::Cookie(cookie) => {
-                for (k, v) in req.headers {
-                    if !k.eq_ignore_ascii_case("cookie") {
-                        continue;
-                    }
-                    for c in v.split(';') {
-                        if let Some((ck, cv)) = c.trim().split_once('=') {
-                            if ck == cookie {
-                                take(cv.trim_matches('"'), TokenLocation::Cookie(cookie.clone()));
-                            }
+                for c in cookie_items(req.headers) {
+                    if let Some((ck, cv)) = c.split_once('=') {
+                        if ck == cookie {
+                            take(cv.trim_matches('"'), TokenLocation::Cookie(cookie.clone()));
                         }
                     }
                 }
@@ -263,6 +259,21 @@ fn find_token<'p, 'r>(
         }
     }
     Ok(found)
+}
+
+/// `key=value` (a bare `key` has an empty value): query parameters and
+/// cookies. The filter strips a token with the same split it found it with.
+pub(crate) fn split_pair(pair: &str) -> (&str, &str) {
+    pair.split_once('=').unwrap_or((pair, ""))
+}
+
+/// The trimmed `name=value` items of every `cookie` header.
+pub(crate) fn cookie_items(headers: &[(String, String)]) -> impl Iterator<Item = &str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+        .flat_map(|(_, v)| v.split(';'))
+        .map(str::trim)
 }
 
 /// `prefix` is compared without its trailing space, then at least one space

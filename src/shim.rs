@@ -11,7 +11,7 @@ use crate::cache::{self, TokenCache};
 use crate::config::Mode;
 use crate::config::SignatureBackendMode;
 use crate::decision::{Decision, Reason, TokenLocation};
-use crate::engine::{decide_cached, Request};
+use crate::engine::{cookie_items, decide_cached, split_pair, Request};
 use crate::error::ConfigError;
 use crate::jwt::claims::lookup;
 use crate::jwt::native::{self, SignatureBackend};
@@ -363,7 +363,7 @@ fn remove_query_param(path: &str, param: &str) -> String {
     };
     let kept: Vec<&str> = q
         .split('&')
-        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != param)
+        .filter(|pair| split_pair(pair).0 != param)
         .collect();
     if kept.is_empty() {
         p.to_string()
@@ -373,12 +373,8 @@ fn remove_query_param(path: &str, param: &str) -> String {
 }
 
 fn remove_cookie(headers: &[(String, String)], name: &str) -> String {
-    headers
-        .iter()
-        .filter(|(k, _)| k == "cookie")
-        .flat_map(|(_, v)| v.split(';'))
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && c.split_once('=').map_or(*c, |(k, _)| k) != name)
+    cookie_items(headers)
+        .filter(|c| !c.is_empty() && split_pair(c).0 != name)
         .collect::<Vec<_>>()
         .join("; ")
 }
