@@ -60,27 +60,10 @@ impl Reason {
             "role_required",
             "no_matching_rule",
         ];
-        v.extend(TOKEN_CODES);
-        v.push("jwks_unavailable");
+        v.extend(TokenError::CODES);
         v
     }
 }
-
-/// The reason codes `TokenError::code` can return (README "Reason codes").
-pub const TOKEN_CODES: [&str; 12] = [
-    "token_malformed",
-    "token_too_large",
-    "token_duplicate_claim",
-    "token_alg_not_allowed",
-    "token_unknown_kid",
-    "token_bad_signature",
-    "token_expired",
-    "token_not_yet_valid",
-    "token_lifetime_too_long",
-    "token_missing_claim",
-    "token_issuer_unknown",
-    "token_audience_mismatch",
-];
 
 /// Where the token was found, so it can be removed before going upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,6 +128,24 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Every value `code` returns: one counter is defined per code at load, so
+    /// a code missing here would go uncounted (see the test below).
+    pub const CODES: [&'static str; 13] = [
+        "token_malformed",
+        "token_too_large",
+        "token_duplicate_claim",
+        "token_alg_not_allowed",
+        "token_unknown_kid",
+        "token_bad_signature",
+        "token_expired",
+        "token_not_yet_valid",
+        "token_lifetime_too_long",
+        "token_missing_claim",
+        "token_issuer_unknown",
+        "token_audience_mismatch",
+        "jwks_unavailable",
+    ];
+
     /// Machine-readable reason, stable across versions (metrics, audit logs,
     /// `WWW-Authenticate` error descriptions).
     pub fn code(&self) -> &'static str {
@@ -591,4 +609,108 @@ pub fn verify_compact(
         .map_err(|e| map_library_error(&e, exp, now))?;
 
     Ok(verified(claims))
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    /// One value per variant: a new variant fails to compile here (the match
+    /// is exhaustive) until its code is listed, and the code must be in CODES.
+    #[test]
+    fn every_code_is_listed() {
+        let all = [
+            TokenError::TooLarge {
+                what: "token",
+                limit: 1,
+            },
+            TokenError::BadStructure { segments: 0 },
+            TokenError::BadBase64(Segment::Header),
+            TokenError::BadJson {
+                segment: Segment::Payload,
+                detail: String::new(),
+            },
+            TokenError::BadHeader(String::new()),
+            TokenError::CriticalHeader,
+            TokenError::BadClaim("sub"),
+            TokenError::DuplicateKey {
+                segment: Segment::Payload,
+                key: String::new(),
+            },
+            TokenError::AlgNotAllowed { alg: String::new() },
+            TokenError::AlgKeyMismatch {
+                alg: Alg::RS256,
+                kid: String::new(),
+            },
+            TokenError::UnknownKid { kid: String::new() },
+            TokenError::NoUniqueKey {
+                alg: Alg::RS256,
+                candidates: 0,
+            },
+            TokenError::SignatureLength {
+                expected: 1,
+                found: 0,
+            },
+            TokenError::BadSignature,
+            TokenError::VerifierRejected(String::new()),
+            TokenError::Expired { exp: 0, now: 0 },
+            TokenError::NotYetValid { nbf: 0, now: 0 },
+            TokenError::IssuedInFuture { iat: 0, now: 0 },
+            TokenError::LifetimeTooLong {
+                lifetime: 0,
+                max: 0,
+            },
+            TokenError::MissingClaim("exp"),
+            TokenError::ClaimNotInteger("exp"),
+            TokenError::IssuerMissing,
+            TokenError::IssuerMismatch {
+                found: String::new(),
+            },
+            TokenError::AudienceMissing,
+            TokenError::AudienceMismatch,
+            TokenError::AudienceInvalid,
+            TokenError::ClockOutOfRange { now: 0 },
+            TokenError::KeysUnavailable,
+        ];
+        for e in &all {
+            // Exhaustiveness guard: adding a variant breaks this match.
+            match e {
+                TokenError::TooLarge { .. }
+                | TokenError::BadStructure { .. }
+                | TokenError::BadBase64(_)
+                | TokenError::BadJson { .. }
+                | TokenError::BadHeader(_)
+                | TokenError::CriticalHeader
+                | TokenError::BadClaim(_)
+                | TokenError::DuplicateKey { .. }
+                | TokenError::AlgNotAllowed { .. }
+                | TokenError::AlgKeyMismatch { .. }
+                | TokenError::UnknownKid { .. }
+                | TokenError::NoUniqueKey { .. }
+                | TokenError::SignatureLength { .. }
+                | TokenError::BadSignature
+                | TokenError::VerifierRejected(_)
+                | TokenError::Expired { .. }
+                | TokenError::NotYetValid { .. }
+                | TokenError::IssuedInFuture { .. }
+                | TokenError::LifetimeTooLong { .. }
+                | TokenError::MissingClaim(_)
+                | TokenError::ClaimNotInteger(_)
+                | TokenError::IssuerMissing
+                | TokenError::IssuerMismatch { .. }
+                | TokenError::AudienceMissing
+                | TokenError::AudienceMismatch
+                | TokenError::AudienceInvalid
+                | TokenError::ClockOutOfRange { .. }
+                | TokenError::KeysUnavailable => {}
+            }
+            assert!(TokenError::CODES.contains(&e.code()), "{e:?}: {}", e.code());
+        }
+        for code in TokenError::CODES {
+            assert!(
+                all.iter().any(|e| e.code() == code),
+                "{code} is never returned"
+            );
+        }
+    }
 }
