@@ -5,7 +5,7 @@
 
 #![allow(clippy::panic, clippy::indexing_slicing)] // a benchmark, not filter code
 
-use oam_authz::cache::TokenCache;
+use oam_authz::engine::cache::TokenCache;
 use oam_authz::engine::{decide_cached, Request};
 use oam_authz::policy::Policy;
 use serde_json::json;

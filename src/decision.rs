@@ -1,8 +1,8 @@
 //! Decisions and their machine-readable reason codes.
 
 use crate::jwt::{TokenError, VerifiedToken};
-use crate::path::PathError;
-use crate::spiffe::SpiffeId;
+use crate::pattern::path::PathError;
+use crate::pattern::spiffe::SpiffeId;
 
 /// Why a request was allowed or denied. `code()` is the stable string used in
 /// responses, audit events and metric names; `status()` the HTTP status.

@@ -8,23 +8,19 @@
 //! - `jwt`, `spiffe`, `path`, `hostname`: parsers and matchers.
 
 pub mod audit;
-pub mod cache;
 pub mod config;
 pub mod decision;
 pub mod engine;
 pub mod error;
-pub mod hostname;
-pub mod index;
 pub mod jwt;
 pub mod keys;
-pub mod path;
 pub mod policy;
-pub mod shim;
-pub mod spiffe;
+pub mod handler;
+pub mod pattern;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod oam;
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // proxy_wasm::main! exports `_start` with #[no_mangle].
-mod filter;
+mod wasm;

@@ -537,9 +537,9 @@ fn explain_trace_names_failing_conditions() {
         crypto: None,
     };
     let token =
-        authenticate_token(&f.policy, &req, &mut crate::cache::TokenCache::disabled()).unwrap();
+        authenticate_token(&f.policy, &req, &mut crate::engine::cache::TokenCache::disabled()).unwrap();
     let identity = Identity {
-        peer: Some(crate::spiffe::SpiffeId::parse(BUILDER).unwrap()),
+        peer: Some(crate::pattern::spiffe::SpiffeId::parse(BUILDER).unwrap()),
         token,
     };
     let mut trace = Trace::default();

@@ -604,7 +604,7 @@ pub(crate) mod tests {
     pub(crate) fn rsa_pair() -> &'static RS256KeyPair {
         static KP: std::sync::OnceLock<RS256KeyPair> = std::sync::OnceLock::new();
         KP.get_or_init(|| {
-            RS256KeyPair::from_pem(include_str!("testdata/rsa2048_test_only.pem")).unwrap()
+            RS256KeyPair::from_pem(include_str!("../testdata/rsa2048_test_only.pem")).unwrap()
         })
     }
 

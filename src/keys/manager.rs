@@ -17,8 +17,9 @@ use super::schedule::{self, Outcome, Rng, Why};
 use super::url::{self, HttpUrl};
 use super::{RemoteSettings, Target, MAX_JWKS_BYTES};
 use crate::jwt::jwks::parse_jwks_remote;
-use crate::jwt::{json, Alg, KeySet, Provider};
-use crate::shim::{Host, Level, METRIC_PREFIX};
+use crate::jwt::{json, Alg, KeySet};
+use crate::policy::provider::Provider;
+use crate::handler::{Host, Level, METRIC_PREFIX};
 use std::sync::Arc;
 
 /// What the key manager needs from the host beyond [`Host`].

@@ -9,10 +9,10 @@ use super::finding::{Finding, Scope};
 use super::load::{Application, Component};
 use super::model::AccessRole;
 use crate::config::{Effect, PluginConfig};
-use crate::hostname::HostPattern;
-use crate::path::{PathPattern, Seg};
+use crate::pattern::hostname::HostPattern;
+use crate::pattern::path::{PathPattern, Seg};
 use crate::policy::{Policy, Rule, Subjects};
-use crate::spiffe::PrincipalPattern;
+use crate::pattern::spiffe::PrincipalPattern;
 
 fn subjects_cover(i: &Subjects, j: &Subjects) -> bool {
     match (i, j) {
@@ -233,7 +233,7 @@ pub fn shared_identities(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::path_covers;
-    use crate::path::PathPattern;
+    use crate::pattern::path::PathPattern;
 
     #[test]
     fn path_coverage_table() {

@@ -18,12 +18,13 @@ use crate::config::{
     RemoteJwksConfig, RoleConfig, RuleConfig, SCHEMA_VERSION,
 };
 use crate::error::ConfigError;
-use crate::hostname::{parse_method, HostPattern};
-use crate::jwt::provider::{DEFAULT_MAX_LIFETIME, MAX_CLOCK_SKEW};
-use crate::jwt::{ClaimTest, Provider};
-use crate::path::PathPattern;
+use crate::pattern::hostname::{parse_method, HostPattern};
+use crate::policy::provider::{DEFAULT_MAX_LIFETIME, MAX_CLOCK_SKEW};
+use crate::policy::claims::ClaimTest;
+use crate::policy::provider::Provider;
+use crate::pattern::path::PathPattern;
 use crate::policy::Policy;
-use crate::spiffe::{valid_trust_domain, PrincipalPattern};
+use crate::pattern::spiffe::{valid_trust_domain, PrincipalPattern};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -7,10 +7,11 @@ use super::load::Application;
 use crate::config::ProviderConfig;
 use crate::decision::{Decision, Identity, Reason, TokenIdentity, TokenLocation};
 use crate::engine::{authorize, Operation, Trace};
-use crate::hostname::normalize_host;
-use crate::jwt::{parse_jwks, peek_issuer, Provider, TokenError, VerifiedToken};
-use crate::path::canonical_path;
-use crate::spiffe::SpiffeId;
+use crate::pattern::hostname::normalize_host;
+use crate::jwt::{parse_jwks, peek_issuer, TokenError, VerifiedToken};
+use crate::policy::provider::Provider;
+use crate::pattern::path::canonical_path;
+use crate::pattern::spiffe::SpiffeId;
 use serde_json::{Map, Value};
 
 /// One request as a person describes it.

@@ -11,7 +11,7 @@
 use super::*;
 use crate::jwt::jwks::tests::ed_jwk;
 use crate::keys::TICK_MS;
-use crate::shim::{self, Loaded, Verdict};
+use crate::handler::{self, Loaded, Verdict};
 use jwt_simple::prelude::*;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -227,7 +227,7 @@ struct Plugin {
 impl Plugin {
     fn start(world: &Rc<World>, id: usize, cfg: &str) -> Plugin {
         let mut host = Worker::new(world, id);
-        let loaded = shim::configure(&mut host, Some(cfg.as_bytes())).unwrap();
+        let loaded = handler::configure(&mut host, Some(cfg.as_bytes())).unwrap();
         let keys = KeyManager::new(&mut host, &loaded.policy.providers, id as u64 + 1).unwrap();
         Plugin { host, loaded, keys }
     }
@@ -256,7 +256,7 @@ impl Plugin {
                 .push(("authorization".into(), format!("Bearer {t}")));
         }
         self.host.sent = None;
-        match shim::on_request_headers(&mut self.host, &self.loaded) {
+        match handler::on_request_headers(&mut self.host, &self.loaded) {
             Verdict::Continue => (200, String::new()),
             Verdict::Stop => {
                 let (status, headers, _) = self.host.sent.clone().unwrap();
@@ -710,7 +710,7 @@ fn no_manager_without_remote_providers() {
     let cfg = json!({"schema_version": 1, "trust_domain": "cluster.local",
         "rules": [{"name": "h", "public": true, "paths": ["/healthz"]}]})
     .to_string();
-    let loaded = shim::configure(&mut host, Some(cfg.as_bytes())).unwrap();
+    let loaded = handler::configure(&mut host, Some(cfg.as_bytes())).unwrap();
     assert!(KeyManager::new(&mut host, &loaded.policy.providers, 1).is_none());
 }
 
@@ -720,14 +720,14 @@ fn policy_errors_for_key_sources() {
     let mut host = Worker::new(&world, 0);
     let mut both = serde_json::from_str::<serde_json::Value>(&policy(remote())).unwrap();
     both["providers"][0]["jwks"] = json!({"keys": [ed_jwk(&kp("k"), Some("k"))]});
-    let err = shim::configure(&mut host, Some(both.to_string().as_bytes())).unwrap_err();
+    let err = handler::configure(&mut host, Some(both.to_string().as_bytes())).unwrap_err();
     assert_eq!(
         err.to_string(),
         "providers[0].remote_jwks: set either jwks (inline keys) or remote_jwks, not both"
     );
     let mut typo = serde_json::from_str::<serde_json::Value>(&policy(remote())).unwrap();
     typo["providers"][0]["remote_jwks"]["refresh"] = json!(5);
-    let err = shim::configure(&mut host, Some(typo.to_string().as_bytes())).unwrap_err();
+    let err = handler::configure(&mut host, Some(typo.to_string().as_bytes())).unwrap_err();
     assert!(err.to_string().contains("unknown field `refresh`"), "{err}");
 }
 

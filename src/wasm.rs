@@ -9,7 +9,7 @@ use crate::jwt::native::{self, SignatureBackend};
 use crate::keys::manager::{KeyHost, KeyManager, Response};
 use crate::keys::url::HttpUrl;
 use crate::keys::{MAX_JWKS_BYTES, TICK_MS};
-use crate::shim::{self, Host, Level, Loaded, Verdict};
+use crate::handler::{self, Host, Level, Loaded, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};

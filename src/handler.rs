@@ -7,13 +7,13 @@
 //! 1 log, 1 metric, plus one write per header stripped or set, or 1 local reply.
 
 use crate::audit;
-use crate::cache::{self, TokenCache};
+use crate::engine::cache::{self, TokenCache};
 use crate::config::Mode;
 use crate::config::SignatureBackendMode;
 use crate::decision::{Decision, Reason, TokenLocation};
 use crate::engine::{cookie_items, decide_cached, split_pair, Request};
 use crate::error::ConfigError;
-use crate::jwt::claims::lookup;
+use crate::policy::claims::lookup;
 use crate::jwt::native::{self, SignatureBackend};
 use crate::policy::Policy;
 use std::cell::RefCell;
@@ -241,7 +241,7 @@ pub fn on_request_headers<H: Host>(host: &mut H, loaded: &Loaded) -> Verdict {
     }
     // Log the host as matched: lowercased, port removed.
     if host.info_enabled() {
-        let host_name = crate::hostname::normalize_host(authority);
+        let host_name = crate::pattern::hostname::normalize_host(authority);
         let ev = audit::event(policy, &d, now_ms, request_id, method, &host_name, path);
         host.log(Level::Info, &audit::line(&ev));
     }

@@ -3,9 +3,9 @@
 //! All semantic checks happen here, once, so the request path only does
 //! lookups. Every error names the field path an operator has to fix.
 
-use super::alg::{Alg, AlgRejection};
-use super::jwks::{parse_jwks, KeySet};
-use super::verify::{verify_compact, Requirements, TokenError, VerifiedToken};
+use crate::jwt::alg::{Alg, AlgRejection};
+use crate::jwt::jwks::{parse_jwks, KeySet};
+use crate::jwt::verify::{verify_compact, Requirements, TokenError, VerifiedToken};
 use crate::config::{ProviderConfig, TokenSource};
 use crate::error::{ConfigError, Problem};
 use crate::keys::{self, live::LiveKeys, RemoteKeys};
@@ -313,7 +313,7 @@ impl Provider {
         &self,
         token: &str,
         now: u64,
-        backend: Option<&dyn super::native::SignatureBackend>,
+        backend: Option<&dyn crate::jwt::native::SignatureBackend>,
     ) -> Result<VerifiedToken, TokenError> {
         let keys = self.keys().ok_or(TokenError::KeysUnavailable)?;
         let req = Requirements {
@@ -346,6 +346,9 @@ impl Provider {
         }
     }
 }
+
+#[cfg(test)]
+mod verify_tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]

@@ -7,12 +7,17 @@ use crate::config::{
     SCHEMA_VERSION,
 };
 use crate::error::{ConfigError, Problem};
-use crate::hostname::{parse_method, HostPattern};
-use crate::index::RuleIndex;
-use crate::jwt::{ClaimTest, Provider};
-use crate::path::PathPattern;
-use crate::spiffe::{valid_trust_domain, PrincipalPattern};
+use crate::pattern::hostname::{parse_method, HostPattern};
+use crate::policy::index::RuleIndex;
+use crate::policy::claims::ClaimTest;
+use crate::policy::provider::Provider;
+use crate::pattern::path::PathPattern;
+use crate::pattern::spiffe::{valid_trust_domain, PrincipalPattern};
 use std::collections::{BTreeSet, HashMap};
+
+pub mod claims;
+pub mod index;
+pub mod provider;
 
 /// Plugin configs larger than this are refused before parsing.
 pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;

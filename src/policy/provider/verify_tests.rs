@@ -1,5 +1,5 @@
 //! End-to-end verification tests: every pitfall from
-//! docs/reference/jwt-and-authz-security.md as a crafted token that a naive
+//! docs/security.md as a crafted token that a naive
 //! verifier would accept, plus positive cases per algorithm.
 //!
 //! `NOW` is in 2023 on purpose: if jwt-simple ever consulted its own clock
@@ -7,8 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::jwks::tests::{b64, ed_jwk, es256_jwk, rsa_jwk};
 use super::*;
+use crate::jwt::jwks::tests::{b64, ed_jwk, es256_jwk, rsa_jwk};
+use crate::jwt::verify::{self, TokenError};
+use crate::jwt::peek_issuer;
+use crate::policy::claims::lookup;
 use crate::config::ProviderConfig;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -18,7 +21,7 @@ use std::sync::OnceLock;
 
 const NOW: u64 = 1_700_000_000;
 const ISS: &str = "https://idp.example.com";
-const RSA_PEM: &str = include_str!("testdata/rsa2048_test_only.pem");
+const RSA_PEM: &str = include_str!("../../testdata/rsa2048_test_only.pem");
 
 struct Fixture {
     ed1: Ed25519KeyPair,

@@ -5,15 +5,17 @@
 //! authorization (may they?), so the CLI can authorize a hand-written
 //! identity (`explain --claims`) with the same code the filter runs.
 
-use crate::cache::TokenCache;
+use crate::engine::cache::TokenCache;
 use crate::config::{Effect, TokenSource};
 use crate::decision::{Decision, Identity, Reason, TokenIdentity, TokenLocation};
-use crate::hostname::normalize_host;
+use crate::pattern::hostname::normalize_host;
 use crate::jwt::native::SignatureBackend;
 use crate::jwt::{peek_issuer, TokenError};
-use crate::path::canonical_path;
+use crate::pattern::path::canonical_path;
 use crate::policy::{Policy, Rule, Subjects};
-use crate::spiffe::SpiffeId;
+use crate::pattern::spiffe::SpiffeId;
+
+pub mod cache;
 
 /// The facts the engine needs about one request.
 #[derive(Debug, Clone, Copy)]

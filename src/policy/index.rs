@@ -6,7 +6,7 @@
 //! can cost speed, but the equivalence test below makes sure it cannot
 //! change a decision.
 
-use crate::path::{PathPattern, Seg};
+use crate::pattern::path::{PathPattern, Seg};
 use crate::policy::Rule;
 use std::collections::HashMap;
 
