@@ -242,7 +242,7 @@ impl RootContext for Root {
         )
         .ok()
         .flatten();
-        match shim::configure(&mut WasmHost, config.as_deref()) {
+        match handler::configure(&mut WasmHost, config.as_deref()) {
             Ok(loaded) => {
                 // Key sets already fetched (by another worker, or for the
                 // previous policy) are installed here, before any request.
@@ -299,7 +299,7 @@ impl HttpContext for Http {
             );
             return Action::Pause;
         };
-        match shim::on_request_headers(&mut WasmHost, &loaded) {
+        match handler::on_request_headers(&mut WasmHost, &loaded) {
             Verdict::Continue => Action::Continue,
             Verdict::Stop => Action::Pause,
         }
