@@ -6,7 +6,7 @@
 #![allow(clippy::panic, clippy::indexing_slicing)] // a benchmark, not filter code
 
 use oam_authz::engine::cache::TokenCache;
-use oam_authz::engine::{decide_cached, Request};
+use oam_authz::engine::{decide, Request};
 use oam_authz::policy::Policy;
 use serde_json::json;
 use std::hint::black_box;
@@ -74,18 +74,18 @@ fn main() {
             now: 1,
             crypto: None,
         };
-        let d = decide_cached(&policy, &allow, &mut cache);
+        let d = decide(&policy, &allow, &mut cache, None);
         assert!(d.allowed(), "bench request must be allowed: {:?}", d.reason);
         let deny = Request {
             path: "/nothing/here",
             ..allow
         };
-        assert!(!decide_cached(&policy, &deny, &mut cache).allowed());
+        assert!(!decide(&policy, &deny, &mut cache, None).allowed());
         let a = measure(samples, iters, || {
-            black_box(decide_cached(&policy, black_box(&allow), &mut cache));
+            black_box(decide(&policy, black_box(&allow), &mut cache, None));
         });
         let b = measure(samples, iters, || {
-            black_box(decide_cached(&policy, black_box(&deny), &mut cache));
+            black_box(decide(&policy, black_box(&deny), &mut cache, None));
         });
         let base_a = *base.get_or_insert(a);
         println!(

@@ -1,8 +1,12 @@
-//! Decisions and their machine-readable reason codes.
+//! Decisions, their machine-readable reason codes, and the reply a denied
+//! request gets. A `Decision` is final when the engine returns it: the
+//! filter, `explain`, `test` and the audit event all read it as is.
 
 use crate::jwt::{TokenError, VerifiedToken};
 use crate::pattern::path::PathError;
 use crate::pattern::spiffe::SpiffeId;
+use crate::request::token::TokenLocation;
+use std::sync::Arc;
 
 /// Why a request was allowed or denied. `code()` is the stable string used in
 /// responses, audit events and metric names; `status()` the HTTP status.
@@ -39,7 +43,7 @@ impl Reason {
             Reason::RoleGranted | Reason::PublicRule => 200,
             Reason::PathNotCanonical(_) | Reason::MultipleTokens => 400,
             // No key set for the token's provider yet: the token may be fine,
-            // the client should retry (README "Key management").
+            // the client should retry (docs/operations.md "Key management").
             Reason::InvalidToken(TokenError::KeysUnavailable) => 503,
             Reason::TokenMissing | Reason::InvalidToken(_) => 401,
             Reason::DeniedByRule | Reason::RoleRequired | Reason::NoMatchingRule => 403,
@@ -48,6 +52,15 @@ impl Reason {
 
     pub fn is_allow(&self) -> bool {
         matches!(self, Reason::RoleGranted | Reason::PublicRule)
+    }
+
+    /// Whether the request got as far as authorization (a well-formed path
+    /// and, if presented, a valid token). Only then does the caller hold roles.
+    pub fn reached_authorization(&self) -> bool {
+        !matches!(
+            self,
+            Reason::PathNotCanonical(_) | Reason::MultipleTokens | Reason::InvalidToken(_)
+        )
     }
 
     /// Every denial code, for pre-defining one counter per reason.
@@ -63,21 +76,26 @@ impl Reason {
         v.extend(TokenError::CODES);
         v
     }
-}
 
-/// Where the token was found, so it can be removed before going upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenLocation {
-    Header(String),
-    Query(String),
-    Cookie(String),
+    /// The `WWW-Authenticate` challenge of a 400/401 (RFC 6750 §3).
+    fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Reason::TokenMissing => Some("Bearer realm=\"oam-authz\""),
+            // jwks_unavailable (503): nothing is wrong with the token.
+            Reason::InvalidToken(TokenError::KeysUnavailable) => None,
+            Reason::InvalidToken(_) => Some("Bearer realm=\"oam-authz\", error=\"invalid_token\""),
+            Reason::MultipleTokens => Some("Bearer realm=\"oam-authz\", error=\"invalid_request\""),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct TokenIdentity {
+    /// Index into `Policy::providers`.
     pub provider: usize,
     /// Shared with the token cache: a hit costs no copy of the claims.
-    pub token: std::sync::Arc<VerifiedToken>,
+    pub token: Arc<VerifiedToken>,
     pub location: TokenLocation,
 }
 
@@ -92,14 +110,24 @@ pub struct Identity {
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub reason: Reason,
-    /// Name of the deciding rule, if a rule decided.
-    pub rule: Option<String>,
-    /// Names of the roles the caller holds (empty when authentication failed).
-    pub roles: Vec<String>,
+    /// Index into `Policy::rules` of the deciding rule, if a rule decided.
+    pub rule: Option<usize>,
+    /// Indices into `Policy::roles` of the roles the caller holds, ascending:
+    /// those the decision consulted, or every held role when the policy
+    /// forwards roles upstream. Empty when authentication failed.
+    pub roles: Vec<usize>,
     pub identity: Identity,
     /// The token's location when one was presented, even if it failed, so the
     /// filter can still strip it.
     pub token_location: Option<TokenLocation>,
+}
+
+/// The local reply to a denied request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: String,
 }
 
 impl Decision {
@@ -108,5 +136,37 @@ impl Decision {
     }
     pub fn status(&self) -> u16 {
         self.reason.status()
+    }
+
+    /// What a client is told when this decision denies: the status, a JSON
+    /// body with the error word, the reason code and the request id (nothing
+    /// internal), and the headers that go with them.
+    pub fn reply(&self, request_id: &str) -> Reply {
+        let status = self.status();
+        let error = match status {
+            400 => "bad_request",
+            401 => "unauthorized",
+            503 => "unavailable",
+            _ => "forbidden",
+        };
+        let body =
+            serde_json::json!({ "error": error, "reason": self.reason.code(), "request_id": request_id })
+                .to_string();
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-oam-authz-reason", self.reason.code()),
+            ("cache-control", "no-store"),
+        ];
+        if let Some(w) = self.reason.challenge() {
+            headers.push(("www-authenticate", w));
+        }
+        if status == 503 {
+            headers.push(("retry-after", "1"));
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 }

@@ -12,11 +12,13 @@ pub mod config;
 pub mod decision;
 pub mod engine;
 pub mod error;
+pub mod handler;
+pub mod host;
 pub mod jwt;
 pub mod keys;
-pub mod policy;
-pub mod handler;
 pub mod pattern;
+pub mod policy;
+pub mod request;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod oam;
@@ -24,3 +26,6 @@ pub mod oam;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // proxy_wasm::main! exports `_start` with #[no_mangle].
 mod wasm;
+
+#[cfg(test)]
+mod testing;

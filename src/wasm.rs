@@ -1,15 +1,18 @@
 //! The proxy-wasm entry points: a thin `Host` implementation over
-//! `proxy_wasm::hostcalls`. All logic lives in `shim` and below.
+//! `proxy_wasm::hostcalls`. All logic lives in `handler` and below.
 //!
 //! We call `hostcalls` directly because several SDK helpers unwrap (e.g.
 //! `get_http_request_headers` panics on a non-UTF-8 value), and a trap kills
 //! every request on this VM.
 
-use crate::jwt::native::{self, SignatureBackend};
-use crate::keys::manager::{KeyHost, KeyManager, Response};
-use crate::keys::url::HttpUrl;
+use crate::handler::{self, Loaded, Verdict};
+use crate::host::{
+    Clock, Crypto, HttpCalls, Level, Log, Metrics, PeerIdentity, RequestIo, SharedData,
+    SignatureBackend,
+};
+use crate::jwt::native;
+use crate::keys::manager::{KeyManager, Response};
 use crate::keys::{MAX_JWKS_BYTES, TICK_MS};
-use crate::handler::{self, Host, Level, Loaded, Verdict};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
@@ -27,7 +30,7 @@ fn to_log_level(l: Level) -> LogLevel {
     }
 }
 
-impl Host for WasmHost {
+impl RequestIo for WasmHost {
     fn request_headers(&self) -> Vec<(String, String)> {
         match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
             Ok(pairs) => pairs
@@ -41,25 +44,6 @@ impl Host for WasmHost {
                 .collect(),
             Err(_) => Vec::new(),
         }
-    }
-
-    fn peer_uri_san(&self) -> Option<String> {
-        // Only a verified client certificate counts; the flag is 1 byte.
-        let mtls = matches!(hostcalls::get_property(vec!["connection", "mtls"]), Ok(Some(b)) if b.first() == Some(&1));
-        if !mtls {
-            return None;
-        }
-        match hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"]) {
-            Ok(Some(bytes)) => String::from_utf8(bytes).ok().filter(|s| !s.is_empty()),
-            _ => None,
-        }
-    }
-
-    fn now_millis(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
@@ -79,21 +63,34 @@ impl Host for WasmHost {
             let _ = hostcalls::reset_http_request();
         }
     }
+}
 
+impl PeerIdentity for WasmHost {
+    fn peer_uri_san(&self) -> Option<String> {
+        // Only a verified client certificate counts; the flag is 1 byte.
+        let mtls = matches!(hostcalls::get_property(vec!["connection", "mtls"]), Ok(Some(b)) if b.first() == Some(&1));
+        if !mtls {
+            return None;
+        }
+        match hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"]) {
+            Ok(Some(bytes)) => String::from_utf8(bytes).ok().filter(|s| !s.is_empty()),
+            _ => None,
+        }
+    }
+}
+
+impl Clock for WasmHost {
+    fn now_millis(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl Log for WasmHost {
     fn log(&self, level: Level, msg: &str) {
         let _ = hostcalls::log(to_log_level(level), msg);
-    }
-
-    fn define_counter(&mut self, name: &str) -> Option<u32> {
-        hostcalls::define_metric(MetricType::Counter, name).ok()
-    }
-
-    fn increment_counter(&self, id: u32) {
-        let _ = hostcalls::increment_metric(id, 1);
-    }
-
-    fn crypto(&self) -> Option<&dyn SignatureBackend> {
-        Some(self)
     }
 
     fn info_enabled(&self) -> bool {
@@ -102,6 +99,30 @@ impl Host for WasmHost {
             hostcalls::get_log_level(),
             Ok(LogLevel::Warn | LogLevel::Error | LogLevel::Critical)
         )
+    }
+}
+
+impl Metrics for WasmHost {
+    fn define_counter(&mut self, name: &str) -> Option<u32> {
+        hostcalls::define_metric(MetricType::Counter, name).ok()
+    }
+
+    fn increment_counter(&self, id: u32) {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+
+    fn define_gauge(&mut self, name: &str) -> Option<u32> {
+        hostcalls::define_metric(MetricType::Gauge, name).ok()
+    }
+
+    fn set_gauge(&self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+impl Crypto for WasmHost {
+    fn crypto(&self) -> Option<&dyn SignatureBackend> {
+        Some(self)
     }
 }
 
@@ -117,8 +138,8 @@ impl SignatureBackend for WasmHost {
     }
 }
 
-/// Remote JWKS support: shared data, outgoing calls, gauges (see `keys`).
-impl KeyHost for WasmHost {
+/// Remote JWKS support: shared data and outgoing calls (see `keys`).
+impl SharedData for WasmHost {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         hostcalls::get_shared_data(key).unwrap_or((None, None))
     }
@@ -126,12 +147,20 @@ impl KeyHost for WasmHost {
     fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         hostcalls::set_shared_data(key, Some(value), cas).is_ok()
     }
+}
 
-    fn http_get(&mut self, cluster: &str, url: &HttpUrl, timeout_ms: u64) -> Result<u32, String> {
+impl HttpCalls for WasmHost {
+    fn http_get(
+        &mut self,
+        cluster: &str,
+        authority: &str,
+        path: &str,
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
         let headers = vec![
             (":method", "GET"),
-            (":path", url.path.as_str()),
-            (":authority", url.authority.as_str()),
+            (":path", path),
+            (":authority", authority),
             ("accept", "application/json"),
             ("user-agent", "oam-authz"),
         ];
@@ -146,14 +175,6 @@ impl KeyHost for WasmHost {
             Status::BadArgument => "unknown cluster or bad request (BadArgument)".to_string(),
             other => format!("{other:?}"),
         })
-    }
-
-    fn define_gauge(&mut self, name: &str) -> Option<u32> {
-        hostcalls::define_metric(MetricType::Gauge, name).ok()
-    }
-
-    fn set_gauge(&self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
     }
 }
 
@@ -247,7 +268,7 @@ impl RootContext for Root {
                 // Key sets already fetched (by another worker, or for the
                 // previous policy) are installed here, before any request.
                 let seed = self.seed();
-                self.keys = KeyManager::new(&mut WasmHost, &loaded.policy.providers, seed);
+                self.keys = KeyManager::new(&mut WasmHost, loaded.policy.remote_sources(), seed);
                 self.loaded = Some(Rc::new(loaded));
                 self.set_ticking(self.keys.is_some());
                 true

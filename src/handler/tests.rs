@@ -1,11 +1,12 @@
-//! The filter's request handling against the `FakeHost` double: header
+//! The filter's request handling against the `FakeHost` double (`testing.rs`): header
 //! stripping, forwarding, local replies, audit lines and counters.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::type_complexity)]
 
-use super::testing::FakeHost;
 use super::*;
 use crate::engine::tests::{fx, gitlab_token, okta_token, policy_json, DEPLOYER, FRONTEND, NOW};
+use crate::host::Level;
+use crate::testing::FakeHost;
 use serde_json::{json, Value};
 
 fn loaded(mode: &str) -> (FakeHost, Loaded) {
@@ -23,22 +24,24 @@ fn request(
     peer: Option<&str>,
     extra: &[(&str, &str)],
 ) {
-    host.headers = vec![
+    host.request.headers = vec![
         (":method".into(), method.into()),
         (":path".into(), path.into()),
         (":authority".into(), "api.example.com".into()),
         ("x-request-id".into(), "req-1".into()),
     ];
-    host.headers
+    host.request
+        .headers
         .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    host.peer = peer.map(str::to_string);
-    host.now_ms = NOW * 1000 + 5;
-    host.sent = None;
-    host.logs.borrow_mut().clear();
+    host.peer.0 = peer.map(str::to_string);
+    host.clock.set(NOW * 1000 + 5);
+    host.request.sent = None;
+    host.log.clear();
 }
 
 fn audit_events(host: &FakeHost) -> Vec<Value> {
-    host.logs
+    host.log
+        .lines
         .borrow()
         .iter()
         .filter_map(|(_, l)| l.strip_prefix(crate::audit::AUDIT_PREFIX))
@@ -67,16 +70,16 @@ fn allowed_request_strips_spoofed_headers_and_forwards_identity() {
         ],
     );
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
-    assert!(host.sent.is_none());
-    assert_eq!(host.header("x-oam-principal"), vec![DEPLOYER]);
-    assert_eq!(host.header("x-oam-roles"), vec!["release"]);
+    assert!(host.request.sent.is_none());
+    assert_eq!(host.request.header("x-oam-principal"), vec![DEPLOYER]);
+    assert_eq!(host.request.header("x-oam-roles"), vec!["release"]);
     assert_eq!(
-        host.header("x-oam-subject"),
+        host.request.header("x-oam-subject"),
         vec!["project_path:platform/app:ref_type:branch:ref:main"]
     );
-    assert_eq!(host.header("x-oam-project"), vec!["platform/app"]);
+    assert_eq!(host.request.header("x-oam-project"), vec!["platform/app"]);
     assert!(
-        host.header("authorization").is_empty(),
+        host.request.header("authorization").is_empty(),
         "token must not go upstream"
     );
     let ev = audit_events(&host);
@@ -89,9 +92,9 @@ fn allowed_request_strips_spoofed_headers_and_forwards_identity() {
     assert_eq!(ev[0]["request_id"], "req-1");
     assert_eq!(ev[0]["policy"], "test-1");
     assert_eq!(ev[0]["ts"], crate::audit::rfc3339_millis(NOW * 1000 + 5));
-    let all_logs = format!("{:?}", host.logs.borrow());
+    let all_logs = format!("{:?}", host.log.lines.borrow());
     assert!(!all_logs.contains(&tok), "the token must never be logged");
-    assert_eq!(host.counter("oam_authz.allowed"), 1);
+    assert_eq!(host.metrics.counter("oam_authz.allowed"), 1);
 }
 
 #[test]
@@ -108,8 +111,8 @@ fn spoofed_headers_are_stripped_even_on_public_and_denied_paths() {
         ],
     );
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
-    assert!(host.header("x-oam-principal").is_empty());
-    assert!(host.header("x-oam-subject").is_empty());
+    assert!(host.request.header("x-oam-principal").is_empty());
+    assert!(host.request.header("x-oam-subject").is_empty());
 }
 
 #[test]
@@ -142,7 +145,7 @@ fn denial_sends_json_reason_and_www_authenticate() {
         let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
         request(&mut host, "GET", "/admin/users", None, &extra);
         assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop, "{code}");
-        let (st, hdrs, body) = host.sent.clone().unwrap();
+        let (st, hdrs, body) = host.request.sent.clone().unwrap();
         assert_eq!(st, status, "{code}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["reason"], code);
@@ -156,14 +159,14 @@ fn denial_sends_json_reason_and_www_authenticate() {
         assert_eq!(get("x-oam-authz-reason"), Some(code));
         assert_eq!(get("www-authenticate"), www, "{code}");
         assert_eq!(
-            host.counter(&format!("oam_authz.denied.{code}")),
+            host.metrics.counter(&format!("oam_authz.denied.{code}")),
             1,
             "{code}"
         );
     }
     request(&mut host, "GET", "//admin", None, &[]);
     on_request_headers(&mut host, &l);
-    assert_eq!(host.sent.as_ref().unwrap().0, 400);
+    assert_eq!(host.request.sent.as_ref().unwrap().0, 400);
 }
 
 #[test]
@@ -177,16 +180,20 @@ fn audit_mode_passes_and_counts_would_deny() {
         &[("x-oam-roles", "admin")],
     );
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
-    assert!(host.sent.is_none());
+    assert!(host.request.sent.is_none());
     // The spoofed value is gone; the proven roles are forwarded.
-    assert_eq!(host.header("x-oam-roles"), vec!["frontend,shop-ns"]);
+    assert_eq!(host.request.header("x-oam-roles"), vec!["frontend,shop-ns"]);
     let ev = audit_events(&host);
     assert_eq!(ev[0]["decision"], "audit_deny");
     assert_eq!(ev[0]["status"], 403);
     assert_eq!(ev[0]["reason"], "denied_by_rule");
     assert_eq!(ev[0]["mode"], "audit");
-    assert_eq!(host.counter("oam_authz.audit_would_deny.denied_by_rule"), 1);
-    assert_eq!(host.counter("oam_authz.denied.denied_by_rule"), 0);
+    assert_eq!(
+        host.metrics
+            .counter("oam_authz.audit_would_deny.denied_by_rule"),
+        1
+    );
+    assert_eq!(host.metrics.counter("oam_authz.denied.denied_by_rule"), 0);
 }
 
 #[test]
@@ -196,7 +203,7 @@ fn query_and_cookie_tokens_are_removed_upstream() {
     let path = format!("/admin/x?a=1&access_token={tok}&b=2");
     request(&mut host, "GET", &path, None, &[]);
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
-    assert_eq!(host.header(":path"), vec!["/admin/x?a=1&b=2"]);
+    assert_eq!(host.request.header(":path"), vec!["/admin/x?a=1&b=2"]);
     let ev = audit_events(&host);
     assert_eq!(
         ev[0]["path"], "/admin/x",
@@ -206,7 +213,7 @@ fn query_and_cookie_tokens_are_removed_upstream() {
     let cookie = format!("theme=dark; okta_token={tok}; lang=en");
     request(&mut host, "GET", "/admin/x", None, &[("cookie", &cookie)]);
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
-    assert_eq!(host.header("cookie"), vec!["theme=dark; lang=en"]);
+    assert_eq!(host.request.header("cookie"), vec!["theme=dark; lang=en"]);
 }
 
 #[test]
@@ -305,11 +312,11 @@ fn bad_configs_are_refused_naming_the_field() {
             err.starts_with(want) || err.contains(want),
             "want {want:?}, got {err:?}"
         );
-        let logs = host.logs.borrow();
+        let logs = host.log.lines.borrow();
         let (level, line) = logs.last().unwrap();
         assert_eq!(*level, Level::Critical);
         assert!(line.contains(&err), "{line}");
-        assert_eq!(host.counter("oam_authz.config_errors"), 1);
+        assert_eq!(host.metrics.counter("oam_authz.config_errors"), 1);
     }
     let mut host = FakeHost::default();
     assert!(configure(&mut host, None).is_err());
@@ -321,14 +328,16 @@ fn every_reason_has_a_counter() {
     let (host, _) = loaded("enforce");
     for code in crate::decision::Reason::all_denial_codes() {
         assert!(
-            host.counters
+            host.metrics
+                .counters
                 .borrow()
                 .iter()
                 .any(|(n, _)| *n == format!("oam_authz.denied.{code}")),
             "{code}"
         );
         assert!(
-            host.counters
+            host.metrics
+                .counters
                 .borrow()
                 .iter()
                 .any(|(n, _)| *n == format!("oam_authz.audit_would_deny.{code}")),
@@ -361,9 +370,9 @@ fn repeated_token_is_served_from_the_cache_until_exp() {
         None,
         &[("authorization", &bearer)],
     );
-    host.now_ms = (NOW + 2) * 1000 + 31_000; // past exp + default 30 s skew
+    host.clock.set((NOW + 2) * 1000 + 31_000); // past exp + default 30 s skew
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop);
-    assert_eq!(host.sent.as_ref().unwrap().0, 401);
+    assert_eq!(host.request.sent.as_ref().unwrap().0, 401);
     // A different (tampered) token never hits another token's entry.
     let mut forged = tok.clone();
     forged.pop();
@@ -381,9 +390,13 @@ fn repeated_token_is_served_from_the_cache_until_exp() {
 #[test]
 fn no_audit_line_is_built_when_info_logs_are_off() {
     let (mut host, l) = loaded("enforce");
-    host.quiet = true;
+    host.log.quiet = true;
     request(&mut host, "GET", "/healthz", None, &[]);
     assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
     assert!(audit_events(&host).is_empty());
-    assert_eq!(host.counter("oam_authz.allowed"), 1, "metrics still count");
+    assert_eq!(
+        host.metrics.counter("oam_authz.allowed"),
+        1,
+        "metrics still count"
+    );
 }

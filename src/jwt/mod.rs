@@ -27,4 +27,3 @@ pub fn peek_issuer(token: &str) -> Result<String, TokenError> {
     let claims = decode_object(Segment::Payload, parts.payload)?;
     issuer_of(&claims).map(str::to_owned)
 }
-

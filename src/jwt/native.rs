@@ -8,13 +8,7 @@
 //! host that cannot answer (`None`) means "verify in wasm", never "accept".
 
 use super::alg::Alg;
-
-/// A signature verifier outside the wasm VM.
-pub trait SignatureBackend: std::fmt::Debug {
-    /// `Some(true)`: valid. `Some(false)`: invalid (final). `None`: the host
-    /// could not run the check; the caller falls back to the wasm verifier.
-    fn verify(&self, hash: &str, spki_der: &[u8], signature: &[u8], text: &[u8]) -> Option<bool>;
-}
+use crate::host::SignatureBackend;
 
 /// The hash name Envoy's crypto utility expects, for the algorithms the host
 /// verifies; `None` for those it cannot (EdDSA, PS*).

@@ -15,7 +15,8 @@
 use super::alg::{Alg, AlgRejection};
 use super::json::{self, clip, JsonError};
 use super::jwks::{KeyLookupError, KeySet};
-use super::native::{host_hash, host_signature, SignatureBackend};
+use super::native::{host_hash, host_signature};
+use crate::host::SignatureBackend;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jwt_simple::prelude::{Duration, HashSet, UnixTimeStamp, VerificationOptions};

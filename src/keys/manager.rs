@@ -15,25 +15,28 @@ use super::live::LiveKeys;
 use super::record::Record;
 use super::schedule::{self, Outcome, Rng, Why};
 use super::url::{self, HttpUrl};
+use super::RemoteKeys;
 use super::{RemoteSettings, Target, MAX_JWKS_BYTES};
+use crate::host::{Clock, HttpCalls, Level, Log, Metrics, SharedData, METRIC_PREFIX};
 use crate::jwt::jwks::parse_jwks_remote;
 use crate::jwt::{json, Alg, KeySet};
-use crate::policy::provider::Provider;
-use crate::handler::{Host, Level, METRIC_PREFIX};
 use std::sync::Arc;
 
-/// What the key manager needs from the host beyond [`Host`].
-pub trait KeyHost: Host {
-    /// Shared data: value and compare-and-swap token.
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    /// Write shared data; with `cas`, only if unchanged since that read.
-    /// `false` when the write did not happen.
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
-    /// Start `GET url` through `cluster`; the answer comes back through
-    /// [`KeyManager::on_response`] with the returned token.
-    fn http_get(&mut self, cluster: &str, url: &HttpUrl, timeout_ms: u64) -> Result<u32, String>;
-    fn define_gauge(&mut self, name: &str) -> Option<u32>;
-    fn set_gauge(&self, id: u32, value: u64);
+/// What the key manager needs from the host. The answer to
+/// [`HttpCalls::http_get`] comes back through [`KeyManager::on_response`].
+pub trait KeyHost: SharedData + HttpCalls + Metrics + Log + Clock {}
+
+impl<T: SharedData + HttpCalls + Metrics + Log + Clock> KeyHost for T {}
+
+/// A provider whose keys are fetched, as the key manager needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceSpec<'a> {
+    /// Index of the provider in the policy (for log lines).
+    pub index: usize,
+    pub name: &'a str,
+    pub issuer: &'a str,
+    pub algorithms: &'a [Alg],
+    pub remote: &'a RemoteKeys,
 }
 
 /// An HTTP answer as the host saw it.
@@ -114,13 +117,17 @@ impl KeyManager {
     /// key sets the shared records already hold (a hot reload starts with
     /// keys) but writes nothing: this also runs in Envoy's throw-away
     /// configuration-check VM.
-    pub fn new<H: KeyHost>(host: &mut H, providers: &[Provider], seed: u64) -> Option<KeyManager> {
+    pub fn new<'a, H: KeyHost>(
+        host: &mut H,
+        specs: impl IntoIterator<Item = SourceSpec<'a>>,
+        seed: u64,
+    ) -> Option<KeyManager> {
         let mut rng = Rng::new(seed);
         let me = rng.id();
         let mut sources = Vec::new();
-        for (index, p) in providers.iter().enumerate() {
-            let Some(remote) = p.remote() else { continue };
-            let name = p.name().to_string();
+        for spec in specs {
+            let (index, remote) = (spec.index, spec.remote);
+            let name = spec.name.to_string();
             let metric = |what: &str| format!("{METRIC_PREFIX}jwks.{name}.{what}");
             let metrics = SourceMetrics {
                 fetch_success: host.define_counter(&metric("fetch_success")),
@@ -132,8 +139,8 @@ impl KeyManager {
             sources.push(Source {
                 index,
                 name,
-                issuer: p.issuer().to_string(),
-                algorithms: p.algorithms().to_vec(),
+                issuer: spec.issuer.to_string(),
+                algorithms: spec.algorithms.to_vec(),
                 settings: remote.settings.clone(),
                 live: remote.live.clone(),
                 parsed: None,
@@ -240,7 +247,7 @@ impl KeyManager {
             return;
         };
         let timeout = s.settings.timing.timeout_ms;
-        match host.http_get(&s.settings.cluster, &url, timeout) {
+        match host.http_get(&s.settings.cluster, &url.authority, &url.path, timeout) {
             Ok(token) => {
                 s.inflight = Some(Inflight {
                     token,

@@ -4,15 +4,15 @@
 //! Coverage is decided conservatively: a rule is reported as unreachable only
 //! when every request it matches is certainly decided by another rule first.
 
-use super::compile::{is_component_ref, PathMap};
 use super::finding::{Finding, Scope};
 use super::load::{Application, Component};
+use super::lower::{is_component_ref, PathMap};
 use super::model::AccessRole;
 use crate::config::{Effect, PluginConfig};
 use crate::pattern::hostname::HostPattern;
 use crate::pattern::path::{PathPattern, Seg};
-use crate::policy::{Policy, Rule, Subjects};
 use crate::pattern::spiffe::PrincipalPattern;
+use crate::policy::{Policy, Rule, Subjects};
 
 fn subjects_cover(i: &Subjects, j: &Subjects) -> bool {
     match (i, j) {

@@ -164,7 +164,9 @@ fn run_case(
     let ok = got_verdict == e.decision
         && e.status.is_none_or(|s| s == d.status())
         && e.reason.as_deref().is_none_or(|r| r == d.reason.code())
-        && e.rule.as_ref().is_none_or(|r| d.rule.as_ref() == Some(r));
+        && e.rule
+            .as_deref()
+            .is_none_or(|r| c.policy.rule_name(d.rule) == Some(r));
     if ok {
         return Ok(());
     }
@@ -181,11 +183,12 @@ fn run_case(
         d.status().to_string(),
         d.reason.code().to_string(),
     ];
-    got.extend(d.rule.as_ref().map(|r| format!("rule '{r}'")));
-    let roles = if d.roles.is_empty() {
+    got.extend(c.policy.rule_name(d.rule).map(|r| format!("rule '{r}'")));
+    let roles = c.policy.role_names(&d.roles);
+    let roles = if roles.is_empty() {
         "none".to_string()
     } else {
-        d.roles.join(", ")
+        roles.join(", ")
     };
     Err(format!(
         "expected {}, got {} (roles held: {roles}; run 'oam-authz explain' for the trace)",

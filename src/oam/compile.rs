@@ -10,6 +10,7 @@
 use super::analyze;
 use super::finding::{Finding, Scope};
 use super::load::{AccessTrait, Application, Component};
+use super::lower::{is_component_ref, PathMap};
 use super::model::{
     AccessRole, AccessRule, ClaimMatch, Forward, MeshIdentity, ProviderSpec, RemoteJwks,
 };
@@ -19,12 +20,12 @@ use crate::config::{
 };
 use crate::error::ConfigError;
 use crate::pattern::hostname::{parse_method, HostPattern};
-use crate::policy::provider::{DEFAULT_MAX_LIFETIME, MAX_CLOCK_SKEW};
+use crate::pattern::path::PathPattern;
+use crate::pattern::spiffe::{valid_trust_domain, PrincipalPattern};
 use crate::policy::claims::ClaimTest;
 use crate::policy::provider::Provider;
-use crate::pattern::path::PathPattern;
+use crate::policy::provider::{DEFAULT_MAX_LIFETIME, MAX_CLOCK_SKEW};
 use crate::policy::Policy;
-use crate::pattern::spiffe::{valid_trust_domain, PrincipalPattern};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,18 +47,6 @@ impl Default for Options {
             mode: None,
         }
     }
-}
-
-/// Where each part of a generated config came from, for error translation.
-#[derive(Debug, Clone, Default)]
-pub struct PathMap {
-    /// The trait's `properties`.
-    pub root: String,
-    /// The identity's `properties` (policy, or the trait's `identity`).
-    pub identity: String,
-    pub rules: Vec<String>,
-    pub roles: Vec<String>,
-    pub providers: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -376,11 +365,6 @@ pub fn canonical_json(v: &serde_json::Value) -> serde_json::Value {
         }
         other => other.clone(),
     }
-}
-
-/// A principal that names a component of the application (a bare name).
-pub fn is_component_ref(p: &str) -> bool {
-    !p.contains('/') && p != "*" && !p.starts_with("spiffe:")
 }
 
 fn component_list(app: &Application) -> String {

@@ -7,12 +7,13 @@ use crate::config::{
     SCHEMA_VERSION,
 };
 use crate::error::{ConfigError, Problem};
+use crate::keys::manager::SourceSpec;
 use crate::pattern::hostname::{parse_method, HostPattern};
-use crate::policy::index::RuleIndex;
-use crate::policy::claims::ClaimTest;
-use crate::policy::provider::Provider;
 use crate::pattern::path::PathPattern;
 use crate::pattern::spiffe::{valid_trust_domain, PrincipalPattern};
+use crate::policy::claims::ClaimTest;
+use crate::policy::index::RuleIndex;
+use crate::policy::provider::Provider;
 use std::collections::{BTreeSet, HashMap};
 
 pub mod claims;
@@ -319,6 +320,33 @@ impl Policy {
 
     pub fn role_index(&self, name: &str) -> Option<usize> {
         self.roles.iter().position(|r| r.name == name)
+    }
+
+    /// The providers whose keys are fetched at run time, for the key manager.
+    pub fn remote_sources(&self) -> impl Iterator<Item = SourceSpec<'_>> {
+        self.providers.iter().enumerate().filter_map(|(index, p)| {
+            p.remote().map(|remote| SourceSpec {
+                index,
+                name: p.name(),
+                issuer: p.issuer(),
+                algorithms: p.algorithms(),
+                remote,
+            })
+        })
+    }
+
+    /// Names of roles given by index (as in `Decision::roles`).
+    pub fn role_names(&self, roles: &[usize]) -> Vec<&str> {
+        roles
+            .iter()
+            .filter_map(|i| self.roles.get(*i).map(|r| r.name.as_str()))
+            .collect()
+    }
+
+    /// Name of a rule given by index (as in `Decision::rule`).
+    pub fn rule_name(&self, rule: Option<usize>) -> Option<&str> {
+        rule.and_then(|i| self.rules.get(i))
+            .map(|r| r.name.as_str())
     }
 }
 

@@ -3,11 +3,11 @@
 //! All semantic checks happen here, once, so the request path only does
 //! lookups. Every error names the field path an operator has to fix.
 
+use crate::config::{ProviderConfig, TokenSource};
+use crate::error::{ConfigError, Problem};
 use crate::jwt::alg::{Alg, AlgRejection};
 use crate::jwt::jwks::{parse_jwks, KeySet};
 use crate::jwt::verify::{verify_compact, Requirements, TokenError, VerifiedToken};
-use crate::config::{ProviderConfig, TokenSource};
-use crate::error::{ConfigError, Problem};
 use crate::keys::{self, live::LiveKeys, RemoteKeys};
 use std::sync::Arc;
 
@@ -313,7 +313,7 @@ impl Provider {
         &self,
         token: &str,
         now: u64,
-        backend: Option<&dyn crate::jwt::native::SignatureBackend>,
+        backend: Option<&dyn crate::host::SignatureBackend>,
     ) -> Result<VerifiedToken, TokenError> {
         let keys = self.keys().ok_or(TokenError::KeysUnavailable)?;
         let req = Requirements {

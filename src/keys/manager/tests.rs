@@ -9,9 +9,11 @@
 )]
 
 use super::*;
+use crate::handler::{self, Loaded, Verdict};
+use crate::host::{Crypto, HttpCalls, SharedData};
 use crate::jwt::jwks::tests::ed_jwk;
 use crate::keys::TICK_MS;
-use crate::handler::{self, Loaded, Verdict};
+use crate::testing::{impl_host, FakeClock, FakeLog, FakeMetrics, FakePeer, FakeRequest};
 use jwt_simple::prelude::*;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -36,7 +38,7 @@ struct Call {
 /// What every worker shares: the clock, shared data, the calls made.
 #[derive(Default)]
 struct World {
-    now: Cell<u64>,
+    clock: FakeClock,
     shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     next_cas: Cell<u32>,
     calls: RefCell<Vec<Call>>,
@@ -48,11 +50,11 @@ struct World {
 impl World {
     fn new() -> Rc<World> {
         let w = World::default();
-        w.now.set(T0);
+        w.clock.set(T0);
         Rc::new(w)
     }
     fn advance(&self, ms: u64) {
-        self.now.set(self.now.get() + ms);
+        self.clock.advance(ms);
     }
     fn calls(&self) -> Vec<Call> {
         self.calls.borrow().clone()
@@ -65,84 +67,48 @@ impl World {
 struct Worker {
     id: usize,
     world: Rc<World>,
-    logs: RefCell<Vec<(Level, String)>>,
-    counters: RefCell<Vec<(String, u64)>>,
-    gauges: RefCell<Vec<(String, u64)>>,
-    headers: Vec<(String, String)>,
-    sent: Option<(u16, Vec<(String, String)>, String)>,
+    clock: FakeClock,
+    log: FakeLog,
+    metrics: FakeMetrics,
+    request: FakeRequest,
+    peer: FakePeer,
 }
+
+// The plugin tests below also send requests through the handler, so a
+// worker is a request-path host as well as the key manager's.
+impl_host!(Worker {
+    clock: Clock,
+    log: Log,
+    metrics: Metrics,
+    request: RequestIo,
+    peer: PeerIdentity,
+});
+impl Crypto for Worker {}
 
 impl Worker {
     fn new(world: &Rc<World>, id: usize) -> Worker {
         Worker {
             id,
             world: world.clone(),
-            logs: RefCell::default(),
-            counters: RefCell::default(),
-            gauges: RefCell::default(),
-            headers: Vec::new(),
-            sent: None,
+            clock: world.clock.clone(),
+            log: FakeLog::default(),
+            metrics: FakeMetrics::default(),
+            request: FakeRequest::default(),
+            peer: FakePeer::default(),
         }
     }
     fn counter(&self, name: &str) -> u64 {
-        self.counters
-            .borrow()
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| *v)
-            .sum()
+        self.metrics.counter(name)
     }
     fn gauge(&self, name: &str) -> u64 {
-        self.gauges
-            .borrow()
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0, |(_, v)| *v)
+        self.metrics.gauge(name)
     }
     fn logged(&self, needle: &str) -> bool {
-        self.logs.borrow().iter().any(|(_, l)| l.contains(needle))
+        self.log.contains(needle)
     }
 }
 
-impl Host for Worker {
-    fn request_headers(&self) -> Vec<(String, String)> {
-        self.headers.clone()
-    }
-    fn peer_uri_san(&self) -> Option<String> {
-        None
-    }
-    fn now_millis(&self) -> u64 {
-        self.world.now.get()
-    }
-    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
-        self.headers.retain(|(k, _)| k != name);
-        if let Some(v) = value {
-            self.headers.push((name.into(), v.into()));
-        }
-    }
-    fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) {
-        let hs = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.sent = Some((status, hs, body.into()));
-    }
-    fn log(&self, level: Level, msg: &str) {
-        self.logs.borrow_mut().push((level, msg.into()));
-    }
-    fn define_counter(&mut self, name: &str) -> Option<u32> {
-        let mut c = self.counters.borrow_mut();
-        c.push((name.into(), 0));
-        u32::try_from(c.len() - 1).ok()
-    }
-    fn increment_counter(&self, id: u32) {
-        if let Some(c) = self.counters.borrow_mut().get_mut(id as usize) {
-            c.1 += 1;
-        }
-    }
-}
-
-impl KeyHost for Worker {
+impl SharedData for Worker {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         match self.world.shared.borrow().get(key) {
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
@@ -163,7 +129,16 @@ impl KeyHost for Worker {
         map.insert(key.into(), (value.to_vec(), next));
         true
     }
-    fn http_get(&mut self, cluster: &str, url: &HttpUrl, timeout_ms: u64) -> Result<u32, String> {
+}
+
+impl HttpCalls for Worker {
+    fn http_get(
+        &mut self,
+        cluster: &str,
+        authority: &str,
+        path: &str,
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
         if self.world.refuse_dispatch.get() {
             return Err("BadArgument".into());
         }
@@ -173,20 +148,10 @@ impl KeyHost for Worker {
             worker: self.id,
             token,
             cluster: cluster.into(),
-            url: url.to_string(),
+            url: format!("https://{authority}{path}"),
             timeout_ms,
         });
         Ok(token)
-    }
-    fn define_gauge(&mut self, name: &str) -> Option<u32> {
-        let mut g = self.gauges.borrow_mut();
-        g.push((name.into(), 0));
-        u32::try_from(g.len() - 1).ok()
-    }
-    fn set_gauge(&self, id: u32, value: u64) {
-        if let Some(g) = self.gauges.borrow_mut().get_mut(id as usize) {
-            g.1 = value;
-        }
     }
 }
 
@@ -228,7 +193,8 @@ impl Plugin {
     fn start(world: &Rc<World>, id: usize, cfg: &str) -> Plugin {
         let mut host = Worker::new(world, id);
         let loaded = handler::configure(&mut host, Some(cfg.as_bytes())).unwrap();
-        let keys = KeyManager::new(&mut host, &loaded.policy.providers, id as u64 + 1).unwrap();
+        let keys =
+            KeyManager::new(&mut host, loaded.policy.remote_sources(), id as u64 + 1).unwrap();
         Plugin { host, loaded, keys }
     }
     fn tick(&mut self) {
@@ -245,21 +211,22 @@ impl Plugin {
     }
     /// GET `path` with an optional bearer token: the status (200 = allowed).
     fn get(&mut self, path: &str, token: Option<&str>) -> (u16, String) {
-        self.host.headers = vec![
+        self.host.request.headers = vec![
             (":method".into(), "GET".into()),
             (":path".into(), path.into()),
             (":authority".into(), "api.example.com".into()),
         ];
         if let Some(t) = token {
             self.host
+                .request
                 .headers
                 .push(("authorization".into(), format!("Bearer {t}")));
         }
-        self.host.sent = None;
+        self.host.request.sent = None;
         match handler::on_request_headers(&mut self.host, &self.loaded) {
             Verdict::Continue => (200, String::new()),
             Verdict::Stop => {
-                let (status, headers, _) = self.host.sent.clone().unwrap();
+                let (status, headers, _) = self.host.request.sent.clone().unwrap();
                 let reason = headers
                     .iter()
                     .find(|(k, _)| k == "x-oam-authz-reason")
@@ -316,7 +283,7 @@ fn before_the_first_key_set_tokens_get_503_and_public_paths_pass() {
     let k1 = kp("k1");
     let tok = token(&k1, T0);
     assert_eq!(a.get("/api", Some(&tok)), (503, "jwks_unavailable".into()));
-    let (_, headers, body) = a.host.sent.clone().unwrap();
+    let (_, headers, body) = a.host.request.sent.clone().unwrap();
     assert!(body.contains(r#""error":"unavailable""#), "{body}");
     assert!(headers.iter().all(|(k, _)| k != "www-authenticate"));
     assert!(headers.iter().any(|(k, v)| k == "retry-after" && v == "1"));
@@ -402,10 +369,10 @@ fn rotation_is_picked_up_at_the_refresh() {
     );
     let call = world.calls()[1].clone();
     a.respond(call.token, Some(200), &jwks(&[&k2]));
-    assert_eq!(a.get("/api", Some(&token(&k2, world.now.get()))).0, 200);
+    assert_eq!(a.get("/api", Some(&token(&k2, world.clock.get()))).0, 200);
     // k1 is gone from the set: its tokens fail, also if they were cached.
     assert_eq!(
-        a.get("/api", Some(&token(&k1, world.now.get()))),
+        a.get("/api", Some(&token(&k1, world.clock.get()))),
         (401, "token_unknown_kid".into())
     );
     assert_ne!(a.loaded.policy.providers[0].key_generation(), gen1);
@@ -425,17 +392,20 @@ fn unknown_kid_refetch_is_rate_limited_across_workers() {
     // The IdP rotates in k2; tokens signed with it arrive right away.
     let k2 = kp("k2");
     world.advance(1_000);
-    let tok2 = token(&k2, world.now.get());
+    let tok2 = token(&k2, world.clock.get());
     assert_eq!(
         b.get("/api", Some(&tok2)),
         (401, "token_unknown_kid".into())
     );
     // A flood of random kids on both workers for 60 s.
     let mut accepted_at = None;
-    let start = world.now.get();
-    while world.now.get() < start + 60_000 {
+    let start = world.clock.get();
+    while world.clock.get() < start + 60_000 {
         for p in [&mut a, &mut b] {
-            let junk = token(&kp(&format!("rnd-{}", world.now.get())), world.now.get());
+            let junk = token(
+                &kp(&format!("rnd-{}", world.clock.get())),
+                world.clock.get(),
+            );
             assert_eq!(p.get("/api", Some(&junk)).0, 401);
             p.tick();
         }
@@ -448,7 +418,7 @@ fn unknown_kid_refetch_is_rate_limited_across_workers() {
             }
         }
         if accepted_at.is_none() && b.get("/api", Some(&tok2)).0 == 200 {
-            accepted_at = Some(world.now.get() - start);
+            accepted_at = Some(world.clock.get() - start);
         }
         world.advance(TICK_MS);
     }
@@ -477,7 +447,7 @@ fn failures_keep_the_last_good_keys_until_the_staleness_bound() {
     let k1 = kp("k1");
     a.tick();
     a.respond(only_call(&world).token, Some(200), &jwks(&[&k1]));
-    let fetched = world.now.get();
+    let fetched = world.clock.get();
     let version = world.record(&a.key()).version;
     let bad: [(Option<u16>, String); 7] = [
         (Some(500), "oops".into()),
@@ -491,8 +461,8 @@ fn failures_keep_the_last_good_keys_until_the_staleness_bound() {
     ];
     let mut i = 0;
     let mut failures = 0;
-    while world.now.get() <= fetched + STALE_MS {
-        assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    while world.clock.get() <= fetched + STALE_MS {
+        assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
         world.advance(TICK_MS);
         a.tick();
         if let Some(call) = world.calls().iter().find(|c| a.keys.owns(c.token)) {
@@ -513,7 +483,7 @@ fn failures_keep_the_last_good_keys_until_the_staleness_bound() {
     world.advance(TICK_MS);
     a.tick();
     assert_eq!(
-        a.get("/api", Some(&token(&k1, world.now.get()))),
+        a.get("/api", Some(&token(&k1, world.clock.get()))),
         (503, "jwks_unavailable".into())
     );
     assert!(a.host.logged("over max_stale_seconds (300)"));
@@ -528,7 +498,7 @@ fn failures_keep_the_last_good_keys_until_the_staleness_bound() {
             break;
         }
     }
-    assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
     assert_eq!(world.record(&a.key()).version, version);
 }
 
@@ -537,10 +507,10 @@ fn backoff_spaces_out_retries() {
     let world = World::new();
     let mut a = Plugin::start(&world, 0, &policy(remote()));
     let mut starts = Vec::new();
-    while world.now.get() < T0 + 120_000 {
+    while world.clock.get() < T0 + 120_000 {
         a.tick();
         if let Some(call) = world.calls().iter().find(|c| a.keys.owns(c.token)) {
-            starts.push(world.now.get() - T0);
+            starts.push(world.clock.get() - T0);
             a.respond(call.token, Some(503), "down");
         }
         world.advance(TICK_MS);
@@ -628,7 +598,7 @@ fn discovery_finds_the_jwks_and_forgets_it_on_failure() {
     assert_eq!(calls[1].url, "https://keys.example.com/v1/keys");
     let k1 = kp("k1");
     a.respond(calls[1].token, Some(200), &jwks(&[&k1]));
-    assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
     let rec = world.record(&a.key());
     assert_eq!(
         rec.jwks_uri.as_deref(),
@@ -654,7 +624,7 @@ fn discovery_finds_the_jwks_and_forgets_it_on_failure() {
     a.respond(world.calls()[3].token, Some(200), &evil);
     assert_eq!(world.calls().len(), 4);
     assert!(a.host.logged("is for issuer \"https://evil.example.com\""));
-    assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
 }
 
 #[test]
@@ -674,7 +644,7 @@ fn skipped_keys_are_logged_and_oversized_bodies_refused() {
     assert!(a
         .host
         .logged("jwks.keys[1]: skipped: unusable: .x must decode to 32 bytes"));
-    assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
 
     world.advance(REFRESH_MS);
     a.tick();
@@ -686,7 +656,7 @@ fn skipped_keys_are_logged_and_oversized_bodies_refused() {
     };
     a.keys.on_response(&mut a.host, call.token, resp);
     assert!(a.host.logged("over the 262144-byte cap"));
-    assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
 }
 
 #[test]
@@ -711,7 +681,7 @@ fn no_manager_without_remote_providers() {
         "rules": [{"name": "h", "public": true, "paths": ["/healthz"]}]})
     .to_string();
     let loaded = handler::configure(&mut host, Some(cfg.as_bytes())).unwrap();
-    assert!(KeyManager::new(&mut host, &loaded.policy.providers, 1).is_none());
+    assert!(KeyManager::new(&mut host, loaded.policy.remote_sources(), 1).is_none());
 }
 
 #[test]
@@ -738,7 +708,7 @@ fn a_set_without_keys_for_our_algorithms_withdraws_the_old_keys() {
     let k1 = kp("k1");
     a.tick();
     a.respond(only_call(&world).token, Some(200), &jwks(&[&k1]));
-    assert_eq!(a.get("/api", Some(&token(&k1, world.now.get()))).0, 200);
+    assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
     // The IdP moves to ES256 only; this provider allows only EdDSA. The set
     // is well-formed (shared as version 2), but k1 is no longer published.
     let ec = ES256KeyPair::generate();
@@ -749,7 +719,7 @@ fn a_set_without_keys_for_our_algorithms_withdraws_the_old_keys() {
     a.respond(world.calls()[1].token, Some(200), &es_only);
     assert_eq!(world.record(&a.key()).version, 2);
     assert_eq!(
-        a.get("/api", Some(&token(&k1, world.now.get()))),
+        a.get("/api", Some(&token(&k1, world.clock.get()))),
         (503, "jwks_unavailable".into())
     );
     assert!(a
@@ -761,7 +731,8 @@ fn a_set_without_keys_for_our_algorithms_withdraws_the_old_keys() {
     a.tick();
     let n = a
         .host
-        .logs
+        .log
+        .lines
         .borrow()
         .iter()
         .filter(|(_, l)| l.contains("has no key this provider can use"))

@@ -8,11 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::*;
-use crate::jwt::jwks::tests::{b64, ed_jwk, es256_jwk, rsa_jwk};
-use crate::jwt::verify::{self, TokenError};
-use crate::jwt::peek_issuer;
-use crate::policy::claims::lookup;
 use crate::config::ProviderConfig;
+use crate::jwt::jwks::tests::{b64, ed_jwk, es256_jwk, rsa_jwk};
+use crate::jwt::peek_issuer;
+use crate::jwt::verify::{self, TokenError};
+use crate::policy::claims::lookup;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use jwt_simple::prelude::*;

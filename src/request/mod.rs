@@ -1,0 +1,3 @@
+//! Reading a request's credentials and editing what goes upstream.
+
+pub mod token;
