@@ -6,7 +6,8 @@ SHELL := /bin/bash
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/oam_authz.wasm
 # Module size budget in bytes: `make build` fails above it. The issue goal is
-# 400 KB; the README explains why we are above it and what the bytes are.
+# 400 KB; docs/performance.md ("Module size") explains why we are above it and
+# what the bytes are.
 WASM_BUDGET ?= 786432
 # binaryen's wasm-opt (from npm, pinned in test-harness/tools/package.json).
 WASM_OPT := test-harness/tools/node_modules/.bin/wasm-opt
@@ -80,7 +81,7 @@ bench-tools:
 	@command -v taskset >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux; }
 
 # Side-by-side benchmark (test-harness/bench/README.md), ~20-30 min; not part of `make test`.
-# BENCH_ARGS="--readme README.md" also refreshes the README table.
+# BENCH_ARGS="--readme docs/performance.md" also refreshes the table in docs/performance.md.
 BENCH_ARGS ?=
 bench: build venv bench-tools
 	$(PY) test-harness/bench/bench.py $(BENCH_ARGS)

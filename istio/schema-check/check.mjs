@@ -276,7 +276,7 @@ async function checkKubeVelaRemoteJwks(trait, policy, bin) {
   } catch (e) {
     fail("kubevela mesh-identity with remoteJwks", e.message);
   }
-  // Exactly one key source, and no Istio cluster names, in both definitions.
+  // Exactly one key source in both definitions (cluster names may contain '|': Istio's outbound|80||<host>).
   const base = { name: "p", issuer: "https://i", audiences: ["a"], algorithms: ["RS256"] };
   const remote = { uri: "https://idp.example.com/keys", cluster: "idp" };
   // The control: the same parameters with a valid provider render.
