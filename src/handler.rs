@@ -15,7 +15,7 @@ use crate::config::{Mode, SignatureBackendMode};
 use crate::decision::Reason;
 use crate::engine::cache::{self, TokenCache};
 use crate::engine::{decide, forward, Request};
-use crate::error::ConfigError;
+use crate::error::{Diagnostic, Diagnostics, FieldPath};
 use crate::host::{Clock, Crypto, Level, Log, Metrics, PeerIdentity, RequestIo, METRIC_PREFIX};
 use crate::jwt::native;
 use crate::pattern::hostname::normalize_host;
@@ -70,40 +70,38 @@ pub struct Loaded {
 pub fn configure<H: Metrics + Log + Crypto>(
     host: &mut H,
     config: Option<&[u8]>,
-) -> Result<Loaded, ConfigError> {
+) -> Result<Loaded, Diagnostics> {
     let counters = Counters::define(host);
     let result = match config {
-        None => Err(ConfigError::invalid(
-            "",
-            "no plugin configuration was given",
-        )),
+        None => {
+            Err(Diagnostic::invalid(FieldPath::root(), "no plugin configuration was given").into())
+        }
         Some(bytes) => match std::str::from_utf8(bytes) {
             Ok(text) => Policy::from_json(text),
-            Err(_) => Err(ConfigError::invalid(
-                "",
+            Err(_) => Err(Diagnostic::invalid(
+                FieldPath::root(),
                 "the plugin configuration is not UTF-8 text",
-            )),
+            )
+            .into()),
         },
     };
     let policy = match result {
         Ok(p) => p,
         Err(e) => return Err(reject(host, &counters, e)),
     };
-    for (i, p) in policy.providers.iter().enumerate() {
-        for w in p.warnings() {
-            host.log(Level::Warn, &format!("oam-authz: providers[{i}]: {w}"));
-        }
+    for w in &policy.warnings {
+        host.log(Level::Warn, &format!("oam-authz: warning: {w}"));
     }
     let native_crypto = match policy.signature_backend {
         SignatureBackendMode::Wasm => false,
         mode => {
             let works = host.crypto().is_some_and(native::probe);
             if mode == SignatureBackendMode::Host && !works {
-                let e = ConfigError::invalid(
-                    "signature_backend",
+                let e = Diagnostic::invalid(
+                    FieldPath::root().field("signature_backend"),
                     "'host' needs Envoy's verify_signature foreign function, which this proxy does not offer or which failed its self-test; use 'auto' or 'wasm'",
                 );
-                return Err(reject(host, &counters, e));
+                return Err(reject(host, &counters, e.into()));
             }
             works
         }
@@ -136,7 +134,7 @@ pub fn configure<H: Metrics + Log + Crypto>(
     })
 }
 
-fn reject<H: Metrics + Log>(host: &mut H, counters: &Counters, e: ConfigError) -> ConfigError {
+fn reject<H: Metrics + Log>(host: &mut H, counters: &Counters, e: Diagnostics) -> Diagnostics {
     if let Some(id) = counters.config_errors {
         host.increment_counter(id);
     }

@@ -255,7 +255,7 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
         (
             mutate(&["rules", "3", "roles", "0"], json!("ghost")),
-            "rules[3].roles[0]: role 'ghost' is not defined",
+            "rules[3].roles[0]: rule 'deploy' names role 'ghost', which is not defined",
         ),
         (
             mutate(&["mode"], json!("permissive")),
@@ -271,7 +271,7 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
         (
             mutate(&["providers", "0", "audiences"], json!([])),
-            "providers[0].audiences: must not be empty",
+            "providers[0].audiences: provider 'gitlab' has no audience",
         ),
         (
             mutate(&["rules", "0", "public"], json!(true)),
@@ -300,7 +300,7 @@ fn bad_configs_are_refused_naming_the_field() {
         (mutate(&["rules"], json!([])), "rules: must not be empty"),
         (
             mutate(&["rules", "1", "name"], json!("no-debug")),
-            "rules[1].name: duplicate name 'no-debug'",
+            "rules[1].name: duplicate rule name 'no-debug'",
         ),
     ];
     for (cfg, want) in cases {

@@ -11,7 +11,7 @@
 //! dropping it would turn into "every token fails" later.
 
 use super::alg::{Alg, KeyFamily};
-use crate::error::{ConfigError, Problem};
+use crate::error::{Diagnostic, FieldPath, Message, Naming, Problem};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jwt_simple::prelude::*;
@@ -139,7 +139,9 @@ impl Key {
 pub struct KeySet {
     keys: Vec<Key>,
     by_kid: BTreeMap<String, usize>,
-    warnings: Vec<String>,
+    /// Keys skipped while parsing: (path, why), the path relative to the
+    /// set as given to the parser (`.keys[2]`).
+    skipped: Vec<(String, String)>,
 }
 
 /// Why no key was found for a token.
@@ -163,9 +165,16 @@ impl KeySet {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-    /// Keys that were skipped while parsing, and why.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
+    /// Keys that were skipped while parsing: where (`.keys[2]`) and why.
+    pub fn skipped(&self) -> &[(String, String)] {
+        &self.skipped
+    }
+    /// `<path>: skipped: <why>`, one per skipped key.
+    pub fn warning_lines(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|(at, why)| format!("{at}: skipped: {why}"))
+            .collect()
     }
     /// Does any key verify `alg`?
     pub fn supports(&self, alg: Alg) -> bool {
@@ -211,7 +220,15 @@ impl KeySet {
 ///
 /// Errors: not an object / no `keys` array, duplicate `kid`, private key
 /// members, broken material of a supported key, or no usable key at all.
-pub fn parse_jwks(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, ConfigError> {
+fn err(at: impl AsRef<str>, p: Problem) -> Diagnostic {
+    Diagnostic::error(FieldPath::root().raw(at.as_ref()), p)
+}
+
+fn bad(at: impl AsRef<str>, m: impl Into<Message>) -> Diagnostic {
+    Diagnostic::invalid(FieldPath::root().raw(at.as_ref()), m)
+}
+
+pub fn parse_jwks(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, Diagnostic> {
     parse_jwks_mode(jwks, allowed, path, false)
 }
 
@@ -220,7 +237,7 @@ pub fn parse_jwks(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, C
 /// an overlong `kid`) is skipped with a warning instead of refusing the whole
 /// set: one bad key published next to good ones must not become an outage.
 /// Still refused: not `{"keys": [...]}`, a duplicate `kid`, no usable key.
-pub fn parse_jwks_remote(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, ConfigError> {
+pub fn parse_jwks_remote(jwks: &Value, allowed: &[Alg], path: &str) -> Result<KeySet, Diagnostic> {
     parse_jwks_mode(jwks, allowed, path, true)
 }
 
@@ -229,18 +246,18 @@ fn parse_jwks_mode(
     allowed: &[Alg],
     path: &str,
     lenient: bool,
-) -> Result<KeySet, ConfigError> {
-    let obj = jwks.as_object().ok_or_else(|| {
-        ConfigError::invalid(path, "must be a JSON object like {\"keys\": [...]}")
-    })?;
+) -> Result<KeySet, Diagnostic> {
+    let obj = jwks
+        .as_object()
+        .ok_or_else(|| bad(path, "must be a JSON object like {\"keys\": [...]}"))?;
     let keys_path = format!("{path}.keys");
     let keys = match obj.get("keys") {
         Some(Value::Array(keys)) => keys,
-        Some(_) => return Err(ConfigError::invalid(keys_path, "must be an array of JWKs")),
-        None => return Err(ConfigError::invalid(keys_path, "required")),
+        Some(_) => return Err(bad(keys_path, "must be an array of JWKs")),
+        None => return Err(bad(keys_path, "required")),
     };
     if keys.is_empty() {
-        return Err(ConfigError::new(keys_path, Problem::Empty));
+        return Err(err(keys_path, Problem::Empty));
     }
 
     let mut set = KeySet::default();
@@ -251,6 +268,7 @@ fn parse_jwks_mode(
             Err(e) if lenient => Parsed::Skipped(format!(
                 "unusable: {}{}",
                 e.path
+                    .render(Naming::Snake, true)
                     .strip_prefix(kpath.as_str())
                     .filter(|f| !f.is_empty())
                     .map_or(String::new(), |f| format!("{f} ")),
@@ -262,27 +280,24 @@ fn parse_jwks_mode(
             Parsed::Usable(key) => {
                 if let Some(kid) = &key.kid {
                     if set.by_kid.contains_key(kid) {
-                        return Err(ConfigError::new(
-                            format!("{kpath}.kid"),
-                            Problem::Duplicate(kid.clone()),
-                        ));
+                        return Err(err(format!("{kpath}.kid"), Problem::duplicate(kid)));
                     }
                     set.by_kid.insert(kid.clone(), set.keys.len());
                 }
                 set.keys.push(key);
             }
-            Parsed::Skipped(why) => set.warnings.push(format!("{kpath}: skipped: {why}")),
+            Parsed::Skipped(why) => set.skipped.push((kpath, why)),
         }
     }
     if set.keys.is_empty() {
         let allowed: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
-        return Err(ConfigError::invalid(
+        return Err(bad(
             keys_path,
             format!(
                 "no usable signing key for the allowed algorithms [{}] ({} key(s) skipped: {})",
                 allowed.join(", "),
-                set.warnings.len(),
-                set.warnings.join("; ")
+                set.skipped.len(),
+                set.warning_lines().join("; ")
             ),
         ));
     }
@@ -298,24 +313,21 @@ fn str_member<'a>(
     jwk: &'a Map<String, Value>,
     name: &str,
     kpath: &str,
-) -> Result<Option<&'a str>, ConfigError> {
+) -> Result<Option<&'a str>, Diagnostic> {
     match jwk.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ConfigError::invalid(
-            format!("{kpath}.{name}"),
-            "must be a string",
-        )),
+        Some(_) => Err(bad(format!("{kpath}.{name}"), "must be a string")),
     }
 }
 
-fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, ConfigError> {
+fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Diagnostic> {
     let jwk = jwk
         .as_object()
-        .ok_or_else(|| ConfigError::invalid(kpath, "must be a JSON object"))?;
+        .ok_or_else(|| bad(kpath, "must be a JSON object"))?;
 
     if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
-        return Err(ConfigError::invalid(
+        return Err(bad(
             kpath,
             format!("contains private key member '{member}'; configure only the public key"),
         ));
@@ -323,9 +335,9 @@ fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Config
 
     let kid = match str_member(jwk, "kid", kpath)? {
         None => None,
-        Some("") => return Err(ConfigError::new(format!("{kpath}.kid"), Problem::Empty)),
+        Some("") => return Err(err(format!("{kpath}.kid"), Problem::Empty)),
         Some(k) if k.len() > MAX_KID_LEN => {
-            return Err(ConfigError::invalid(
+            return Err(bad(
                 format!("{kpath}.kid"),
                 format!("longer than {MAX_KID_LEN} bytes"),
             ))
@@ -333,8 +345,8 @@ fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Config
         Some(k) => Some(k.to_string()),
     };
 
-    let kty = str_member(jwk, "kty", kpath)?
-        .ok_or_else(|| ConfigError::invalid(format!("{kpath}.kty"), "required"))?;
+    let kty =
+        str_member(jwk, "kty", kpath)?.ok_or_else(|| bad(format!("{kpath}.kty"), "required"))?;
 
     if let Some(use_) = str_member(jwk, "use", kpath)? {
         if use_ != "sig" {
@@ -342,9 +354,9 @@ fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Config
         }
     }
     if let Some(ops) = jwk.get("key_ops") {
-        let ops = ops.as_array().ok_or_else(|| {
-            ConfigError::invalid(format!("{kpath}.key_ops"), "must be an array of strings")
-        })?;
+        let ops = ops
+            .as_array()
+            .ok_or_else(|| bad(format!("{kpath}.key_ops"), "must be an array of strings"))?;
         if !ops.iter().any(|op| op.as_str() == Some("verify")) {
             return Ok(Parsed::Skipped(
                 "\"key_ops\" does not include \"verify\"".into(),
@@ -362,12 +374,7 @@ fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Config
                     "EC curve {other:?} is not supported"
                 )))
             }
-            None => {
-                return Err(ConfigError::invalid(
-                    format!("{kpath}.crv"),
-                    "required for kty EC",
-                ))
-            }
+            None => return Err(bad(format!("{kpath}.crv"), "required for kty EC")),
         },
         "OKP" => match str_member(jwk, "crv", kpath)? {
             Some("Ed25519") => KeyFamily::Ed25519,
@@ -376,12 +383,7 @@ fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Config
                     "OKP curve {other:?} is not supported"
                 )))
             }
-            None => {
-                return Err(ConfigError::invalid(
-                    format!("{kpath}.crv"),
-                    "required for kty OKP",
-                ))
-            }
+            None => return Err(bad(format!("{kpath}.crv"), "required for kty OKP")),
         },
         "oct" => {
             return Ok(Parsed::Skipped(
@@ -400,7 +402,7 @@ fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Config
     if let Some(name) = str_member(jwk, "alg", kpath)? {
         match Alg::from_name(name) {
             Ok(a) if a.family() != family => {
-                return Err(ConfigError::invalid(
+                return Err(bad(
                     format!("{kpath}.alg"),
                     format!("{a} does not fit a {family} key"),
                 ))
@@ -438,11 +440,11 @@ fn b64_member(
     name: &str,
     what: &str,
     kpath: &str,
-) -> Result<Vec<u8>, ConfigError> {
+) -> Result<Vec<u8>, Diagnostic> {
     let s = str_member(jwk, name, kpath)?
-        .ok_or_else(|| ConfigError::invalid(kpath, format!("{what} key has no '{name}'")))?;
+        .ok_or_else(|| bad(kpath, format!("{what} key has no '{name}'")))?;
     URL_SAFE_NO_PAD.decode(s).map_err(|e| {
-        ConfigError::invalid(
+        bad(
             format!("{kpath}.{name}"),
             format!("not unpadded base64url: {e}"),
         )
@@ -454,7 +456,7 @@ fn rsa_key(
     kid: Option<String>,
     algs: &[Alg],
     kpath: &str,
-) -> Result<Key, ConfigError> {
+) -> Result<Key, Diagnostic> {
     let n = b64_member(jwk, "n", "RSA", kpath)?;
     let e = b64_member(jwk, "e", "RSA", kpath)?;
     let modulus = n
@@ -463,7 +465,7 @@ fn rsa_key(
         .and_then(|i| n.get(i..))
         .unwrap_or_default();
     let bad = |err: jwt_simple::Error| {
-        ConfigError::invalid(
+        bad(
             kpath,
             format!("RSA key rejected ({err}); need a 2048–4096-bit modulus and e = 65537"),
         )
@@ -497,7 +499,7 @@ fn ec_key(
     family: KeyFamily,
     algs: &[Alg],
     kpath: &str,
-) -> Result<Key, ConfigError> {
+) -> Result<Key, Diagnostic> {
     let (coord_len, alg) = match family {
         KeyFamily::P384 => (48, Alg::ES384),
         _ => (32, Alg::ES256),
@@ -505,16 +507,13 @@ fn ec_key(
     if !algs.contains(&alg) {
         // Cannot happen (algs is filtered by family), but never build a key
         // for an algorithm that is not allowed.
-        return Err(ConfigError::invalid(
-            kpath,
-            format!("{alg} is not allowed for this key"),
-        ));
+        return Err(bad(kpath, format!("{alg} is not allowed for this key")));
     }
     let x = b64_member(jwk, "x", "EC", kpath)?;
     let y = b64_member(jwk, "y", "EC", kpath)?;
     for (name, v) in [("x", &x), ("y", &y)] {
         if v.len() != coord_len {
-            return Err(ConfigError::invalid(
+            return Err(bad(
                 format!("{kpath}.{name}"),
                 format!(
                     "must decode to {coord_len} bytes for {family}, got {}",
@@ -527,9 +526,7 @@ fn ec_key(
     sec1.push(0x04);
     sec1.extend_from_slice(&x);
     sec1.extend_from_slice(&y);
-    let bad = |err: jwt_simple::Error| {
-        ConfigError::invalid(kpath, format!("{family} point rejected: {err}"))
-    };
+    let bad = |err: jwt_simple::Error| bad(kpath, format!("{family} point rejected: {err}"));
     let verifier = match alg {
         Alg::ES384 => Verifier::ES384(ES384PublicKey::from_bytes(&sec1).map_err(bad)?),
         _ => Verifier::ES256(ES256PublicKey::from_bytes(&sec1).map_err(bad)?),
@@ -543,16 +540,16 @@ fn ec_key(
     })
 }
 
-fn okp_key(jwk: &Map<String, Value>, kid: Option<String>, kpath: &str) -> Result<Key, ConfigError> {
+fn okp_key(jwk: &Map<String, Value>, kid: Option<String>, kpath: &str) -> Result<Key, Diagnostic> {
     let x = b64_member(jwk, "x", "OKP", kpath)?;
     if x.len() != 32 {
-        return Err(ConfigError::invalid(
+        return Err(bad(
             format!("{kpath}.x"),
             format!("must decode to 32 bytes for Ed25519, got {}", x.len()),
         ));
     }
     let pk = Ed25519PublicKey::from_bytes(&x)
-        .map_err(|err| ConfigError::invalid(kpath, format!("Ed25519 key rejected: {err}")))?;
+        .map_err(|err| bad(kpath, format!("Ed25519 key rejected: {err}")))?;
     Ok(Key {
         kid,
         family: KeyFamily::Ed25519,
@@ -627,7 +624,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(set.len(), 3);
-        assert!(set.warnings().is_empty());
+        assert!(set.warning_lines().is_empty());
         let rsa_key = set.find(Some("rsa"), Alg::PS256).unwrap();
         assert_eq!(rsa_key.signature_len(), 256);
         assert_eq!(
@@ -683,8 +680,8 @@ pub(crate) mod tests {
         let jwks = json!({"keys": [enc, hs, k1, ed448, wrong_alg, no_verify, good]});
         let set = parse_jwks(&jwks, &[Alg::ES256], "providers[0].jwks").unwrap();
         assert_eq!(set.len(), 1);
-        assert_eq!(set.warnings().len(), 6, "{:?}", set.warnings());
-        assert!(set.warnings()[0].starts_with("providers[0].jwks.keys[0]: skipped"));
+        assert_eq!(set.warning_lines().len(), 6, "{:?}", set.warning_lines());
+        assert!(set.warning_lines()[0].starts_with("providers[0].jwks.keys[0]: skipped"));
     }
 
     #[test]
@@ -805,7 +802,7 @@ pub(crate) mod tests {
         let set = parse_jwks_remote(&jwks, &[Alg::ES256], "jwks").unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(
-            set.warnings(),
+            set.warning_lines(),
             [
                 "jwks.keys[0]: skipped: unusable: .x must decode to 32 bytes for EC P-256, got 31",
                 "jwks.keys[1]: skipped: unusable: contains private key member 'd'; configure only the public key",

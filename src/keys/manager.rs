@@ -330,14 +330,14 @@ impl KeyManager {
             // each allows; each worker then parses it with its own.
             Stage::Jwks { discovered } => match validate_jwks(body, &Alg::ALL) {
                 Ok((text, set)) => {
-                    for w in set.warnings() {
+                    for w in set.warning_lines() {
                         host.log(Level::Warn, &format!("{}: {}: {w}", s.label(), f.url));
                     }
                     let outcome = Outcome::Keys {
                         body: text,
                         jwks_uri: discovered,
                     };
-                    self.finish(host, i, now, outcome, Some(set.warnings().len()));
+                    self.finish(host, i, now, outcome, Some(set.skipped().len()));
                 }
                 Err(error) => {
                     let error = format!("{}: malformed JWKS: {error}", f.url);

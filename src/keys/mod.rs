@@ -28,7 +28,7 @@ pub mod schedule;
 pub mod url;
 
 use crate::config::RemoteJwksConfig;
-use crate::error::{ConfigError, Problem};
+use crate::error::{field, msg, Diagnostics, FieldPath, Problem};
 use live::LiveKeys;
 use schedule::Timing;
 use std::sync::Arc;
@@ -84,87 +84,99 @@ pub struct RemoteKeys {
     pub live: Arc<LiveKeys>,
 }
 
-fn range(value: u64, min: u64, max: u64, path: String) -> Result<u64, ConfigError> {
+fn range(d: &mut Diagnostics, value: u64, min: u64, max: u64, path: FieldPath) -> u64 {
     if value < min || value > max {
-        return Err(ConfigError::new(
-            path,
-            Problem::OutOfRange { value, min, max },
-        ));
+        d.error(path, Problem::range(value, min, max));
     }
-    Ok(value)
+    value
 }
 
-/// Validate a provider's `remote_jwks`; `path` names it, e.g.
-/// `providers[0].remote_jwks`.
+/// Validate a provider's `remote_jwks` at `path` (e.g.
+/// `providers[0].remote_jwks`), adding every problem to `d`.
 pub fn compile(
+    d: &mut Diagnostics,
     cfg: &RemoteJwksConfig,
     issuer: &str,
-    path: &str,
-) -> Result<RemoteSettings, ConfigError> {
+    path: &FieldPath,
+) -> Option<RemoteSettings> {
+    let errors = d.error_count();
     if cfg.cluster.is_empty() {
-        return Err(ConfigError::new(format!("{path}.cluster"), Problem::Empty));
-    }
-    // '|' is allowed: Istio names clusters `outbound|443||idp.example.com`.
-    if cfg.cluster.chars().any(char::is_control) {
-        return Err(ConfigError::invalid(
-            format!("{path}.cluster"),
-            "must not contain control characters",
-        ));
+        d.error(path.field("cluster"), Problem::Empty);
+    } else if cfg.cluster.chars().any(char::is_control) {
+        // '|' is allowed: Istio names clusters `outbound|443||idp.example.com`.
+        d.invalid(path.field("cluster"), "must not contain control characters");
     }
     let target = match (&cfg.uri, cfg.discovery) {
-        (Some(u), discovery) => {
-            let url = url::parse(u).map_err(|e| ConfigError::invalid(format!("{path}.uri"), e))?;
-            if discovery {
-                Target::Discovery(url)
-            } else {
-                Target::Jwks(url)
+        (Some(u), discovery) => match url::parse(u) {
+            Ok(url) if discovery => Some(Target::Discovery(url)),
+            Ok(url) => Some(Target::Jwks(url)),
+            Err(e) => {
+                d.invalid(path.field("uri"), e);
+                None
             }
-        }
-        (None, true) => Target::Discovery(discovery::discovery_url(issuer).map_err(|e| {
-            ConfigError::invalid(
-                format!("{path}.uri"),
-                format!("required: the discovery URL cannot be derived from the issuer ({e})"),
-            )
-        })?),
+        },
+        (None, true) => match discovery::discovery_url(issuer) {
+            Ok(url) => Some(Target::Discovery(url)),
+            Err(e) => {
+                d.invalid(
+                    path.field("uri"),
+                    format!("required: the discovery URL cannot be derived from the issuer ({e})"),
+                );
+                None
+            }
+        },
         (None, false) => {
-            return Err(ConfigError::invalid(
-                format!("{path}.uri"),
-                "required (the JWKS URL), unless discovery is true",
-            ))
+            d.invalid(
+                path.field("uri"),
+                msg!(
+                    "required (the JWKS URL), unless ",
+                    field("discovery"),
+                    " is true"
+                ),
+            );
+            None
         }
     };
     let refresh = range(
+        d,
         cfg.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS),
         1,
         MAX_REFRESH_SECONDS,
-        format!("{path}.refresh_seconds"),
-    )?;
+        path.field("refresh_seconds"),
+    );
     let timeout_ms = range(
+        d,
         cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
         MIN_TIMEOUT_MS,
         MAX_TIMEOUT_MS,
-        format!("{path}.timeout_ms"),
-    )?;
-    let max_stale = range(
-        cfg.max_stale_seconds
-            .unwrap_or(DEFAULT_MAX_STALE_SECONDS.max(refresh)),
-        refresh,
-        MAX_MAX_STALE_SECONDS,
-        format!("{path}.max_stale_seconds"),
-    )
-    .map_err(|e| {
-        ConfigError::invalid(
-            e.path,
-            format!("{} (it must be at least refresh_seconds)", e.problem),
-        )
-    })?;
+        path.field("timeout_ms"),
+    );
+    let max_stale = cfg
+        .max_stale_seconds
+        .unwrap_or(DEFAULT_MAX_STALE_SECONDS.max(refresh));
+    if max_stale < refresh || max_stale > MAX_MAX_STALE_SECONDS {
+        d.error(
+            path.field("max_stale_seconds"),
+            Problem::OutOfRange {
+                value: max_stale,
+                min: refresh,
+                max: MAX_MAX_STALE_SECONDS,
+                note: Some(msg!("it must be at least ", field("refresh_seconds"))),
+            },
+        );
+    }
     let min_refetch = range(
+        d,
         cfg.min_refetch_interval_seconds
             .unwrap_or(DEFAULT_MIN_REFETCH_SECONDS),
         1,
         MAX_MIN_REFETCH_SECONDS,
-        format!("{path}.min_refetch_interval_seconds"),
-    )?;
+        path.field("min_refetch_interval_seconds"),
+    );
+    let target = target?;
+    if d.error_count() > errors {
+        return None;
+    }
     let discovery = matches!(target, Target::Discovery(_));
     // Fields are length-prefixed, so no value (a cluster name with '|', an
     // issuer URL) can make two different sources share a record.
@@ -180,7 +192,7 @@ pub fn compile(
         if discovery { "discovery" } else { "jwks" },
         field(&url),
     );
-    Ok(RemoteSettings {
+    Some(RemoteSettings {
         cluster: cfg.cluster.clone(),
         target,
         timing: Timing {
@@ -199,6 +211,27 @@ pub fn compile(
 mod tests {
     use super::*;
 
+    /// `compile` as a Result, for the table below.
+    fn run(
+        c: &RemoteJwksConfig,
+        issuer: &str,
+        path: &FieldPath,
+    ) -> Result<RemoteSettings, Diagnostics> {
+        let mut d = Diagnostics::new();
+        compile(&mut d, c, issuer, path).ok_or(d)
+    }
+
+    fn p() -> FieldPath {
+        FieldPath::root().field("p")
+    }
+
+    fn remote_path() -> FieldPath {
+        FieldPath::root()
+            .field("providers")
+            .index(1)
+            .field("remote_jwks")
+    }
+
     fn cfg() -> RemoteJwksConfig {
         RemoteJwksConfig {
             uri: Some("https://idp.example.com/keys".into()),
@@ -214,7 +247,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = compile(&cfg(), ISS, "p").unwrap();
+        let s = run(&cfg(), ISS, &p()).unwrap();
         assert_eq!(s.cluster, "idp");
         assert_eq!(
             s.target,
@@ -237,7 +270,7 @@ mod tests {
         // Istio's cluster names contain '|'; they cannot collide with another source.
         let mut c = cfg();
         c.cluster = "outbound|443||idp.example.com".into();
-        let istio = compile(&c, ISS, "p").unwrap();
+        let istio = run(&c, ISS, &p()).unwrap();
         assert!(istio
             .shared_key
             .contains("|29:outbound|443||idp.example.com|"));
@@ -245,22 +278,19 @@ mod tests {
         let mut d = cfg();
         d.cluster = "a".into();
         assert_ne!(
-            compile(&c, ISS, "p").unwrap().shared_key,
-            compile(&d, ISS, "p").unwrap().shared_key
+            run(&c, ISS, &p()).unwrap().shared_key,
+            run(&d, ISS, &p()).unwrap().shared_key
         );
         let mut c = cfg();
         c.uri = None;
         c.discovery = true;
-        let s = compile(&c, ISS, "p").unwrap();
+        let s = run(&c, ISS, &p()).unwrap();
         assert_eq!(s.url().path, "/.well-known/openid-configuration");
         assert!(s.timing.discovery);
         // A long refresh raises the default staleness bound with it.
         let mut c = cfg();
         c.refresh_seconds = Some(86_400);
-        assert_eq!(
-            compile(&c, ISS, "p").unwrap().timing.max_stale_ms,
-            86_400_000
-        );
+        assert_eq!(run(&c, ISS, &p()).unwrap().timing.max_stale_ms, 86_400_000);
     }
 
     #[test]
@@ -287,15 +317,13 @@ mod tests {
         for (edit, want) in table {
             let mut c = cfg();
             edit(&mut c);
-            let got = compile(&c, ISS, "providers[1].remote_jwks")
-                .unwrap_err()
-                .to_string();
+            let got = run(&c, ISS, &remote_path()).unwrap_err().to_string();
             assert_eq!(got, want);
         }
         let mut c = cfg();
         c.uri = None;
         c.discovery = true;
-        let got = compile(&c, "urn:not-a-url", "p.remote_jwks")
+        let got = run(&c, "urn:not-a-url", &p().field("remote_jwks"))
             .unwrap_err()
             .to_string();
         assert!(

@@ -3,8 +3,9 @@
 //! a comment for everything Istio cannot express. It is a migration path in
 //! both directions and a differential oracle for the filter.
 
-use super::compile::{canonical_json, CompiledComponent};
+use super::compile::CompiledComponent;
 use super::load::Application;
+use super::lower::canonical_json;
 use super::manifest::{plugin_name, LABEL_APP, LABEL_COMPONENT};
 use crate::config::{
     ClaimCondition, Effect, Mode, PluginConfig, RemoteJwksConfig, RoleConfig, RuleConfig,

@@ -185,7 +185,7 @@ pub fn render(
     let trust_domain = compiled
         .first()
         .map(|c| c.config.trust_domain.clone())
-        .unwrap_or_else(|| super::compile::DEFAULT_TRUST_DOMAIN.to_string());
+        .unwrap_or_else(|| super::lower::DEFAULT_TRUST_DOMAIN.to_string());
     let mut items: Vec<(String, String, PluginConfig)> = compiled
         .iter()
         .map(|c| {

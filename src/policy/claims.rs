@@ -6,7 +6,7 @@
 //! missing or mistyped claim never satisfies a condition.
 
 use crate::config::ClaimCondition;
-use crate::error::{ConfigError, Problem};
+use crate::error::{field, Diagnostics, FieldPath, Message, Part, Problem};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -76,99 +76,121 @@ fn scalar_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn scalar_field(v: &Value, field_path: String) -> Result<Value, ConfigError> {
+fn scalar_field(d: &mut Diagnostics, v: &Value, path: FieldPath) -> Option<Value> {
     if is_scalar(v) {
-        Ok(v.clone())
+        Some(v.clone())
     } else {
-        Err(ConfigError::invalid(
-            field_path,
-            "must be a string, number or boolean",
-        ))
+        d.invalid(path, "must be a string, number or boolean");
+        None
+    }
+}
+
+fn compile_op(d: &mut Diagnostics, cond: &ClaimCondition, path: &FieldPath) -> Option<Op> {
+    let set: Vec<&'static str> = [
+        ("equals", cond.equals.is_some()),
+        ("one_of", cond.one_of.is_some()),
+        ("contains", cond.contains.is_some()),
+        ("scope_contains", cond.scope_contains.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect();
+    if set.len() != 1 {
+        let mut parts = vec![
+            Part::from("exactly one of "),
+            field("equals"),
+            Part::from(", "),
+            field("one_of"),
+            Part::from(", "),
+            field("contains"),
+            Part::from(", "),
+            field("scope_contains"),
+            Part::from(" must be set (found: "),
+        ];
+        if set.is_empty() {
+            parts.push(Part::from("none"));
+        }
+        for (i, name) in set.iter().enumerate() {
+            if i > 0 {
+                parts.push(Part::from(", "));
+            }
+            parts.push(field(name));
+        }
+        parts.push(Part::from(")"));
+        d.invalid(path.clone(), Message::new(parts));
+        return None;
+    }
+    match (
+        &cond.equals,
+        &cond.one_of,
+        &cond.contains,
+        &cond.scope_contains,
+    ) {
+        (Some(v), _, _, _) => scalar_field(d, v, path.field("equals")).map(Op::Equals),
+        (_, Some(list), _, _) => {
+            if list.is_empty() {
+                d.error(path.field("one_of"), Problem::Empty);
+                return None;
+            }
+            let values: Vec<Option<Value>> = list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| scalar_field(d, v, path.field("one_of").index(i)))
+                .collect();
+            values
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(Op::OneOf)
+        }
+        (_, _, Some(v), _) => scalar_field(d, v, path.field("contains")).map(Op::Contains),
+        (_, _, _, Some(word)) => {
+            let fpath = path.field("scope_contains");
+            if word.is_empty() {
+                d.error(fpath, Problem::Empty);
+                return None;
+            }
+            if word.contains(' ') {
+                d.invalid(fpath, "must be a single scope word without spaces");
+                return None;
+            }
+            Some(Op::ScopeContains(word.clone()))
+        }
+        (None, None, None, None) => None,
     }
 }
 
 impl ClaimTest {
-    /// Compile one condition; `path` is its field path, e.g. `roles[1].jwt.claims[0]`.
-    pub fn compile(cond: &ClaimCondition, path: &str) -> Result<ClaimTest, ConfigError> {
-        let claim_path = format!("{path}.claim");
-        if cond.claim.is_empty() {
-            return Err(ConfigError::new(claim_path, Problem::Empty));
-        }
+    /// Compile one condition at `path` (e.g. `roles[1].jwt.claims[0]`),
+    /// adding every problem to `d`. `None` if it has errors.
+    pub fn compile(
+        cond: &ClaimCondition,
+        path: &FieldPath,
+        d: &mut Diagnostics,
+    ) -> Option<ClaimTest> {
+        let claim_path = path.field("claim");
         let segments: Vec<String> = cond.claim.split('.').map(str::to_owned).collect();
-        if segments.iter().any(String::is_empty) {
-            return Err(ConfigError::invalid(
+        let mut ok = true;
+        if cond.claim.is_empty() {
+            d.error(claim_path, Problem::Empty);
+            ok = false;
+        } else if segments.iter().any(String::is_empty) {
+            d.invalid(
                 claim_path,
                 format!(
                     "'{}' has an empty segment; use dotted names like realm_access.roles",
                     cond.claim
                 ),
-            ));
-        }
-        if segments.len() > MAX_PATH_SEGMENTS {
-            return Err(ConfigError::invalid(
+            );
+            ok = false;
+        } else if segments.len() > MAX_PATH_SEGMENTS {
+            d.invalid(
                 claim_path,
                 format!("more than {MAX_PATH_SEGMENTS} segments"),
-            ));
+            );
+            ok = false;
         }
-
-        let set: Vec<&str> = [
-            ("equals", cond.equals.is_some()),
-            ("one_of", cond.one_of.is_some()),
-            ("contains", cond.contains.is_some()),
-            ("scope_contains", cond.scope_contains.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, present)| present.then_some(name))
-        .collect();
-        if set.len() != 1 {
-            let found = if set.is_empty() {
-                "none".to_string()
-            } else {
-                set.join(", ")
-            };
-            return Err(ConfigError::invalid(
-                path,
-                format!("exactly one of equals, one_of, contains, scope_contains must be set (found: {found})"),
-            ));
-        }
-
-        let op = match (
-            &cond.equals,
-            &cond.one_of,
-            &cond.contains,
-            &cond.scope_contains,
-        ) {
-            (Some(v), _, _, _) => Op::Equals(scalar_field(v, format!("{path}.equals"))?),
-            (_, Some(list), _, _) => {
-                if list.is_empty() {
-                    return Err(ConfigError::new(format!("{path}.one_of"), Problem::Empty));
-                }
-                let values = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| scalar_field(v, format!("{path}.one_of[{i}]")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Op::OneOf(values)
-            }
-            (_, _, Some(v), _) => Op::Contains(scalar_field(v, format!("{path}.contains"))?),
-            (_, _, _, Some(word)) => {
-                let field = format!("{path}.scope_contains");
-                if word.is_empty() {
-                    return Err(ConfigError::new(field, Problem::Empty));
-                }
-                if word.contains(' ') {
-                    return Err(ConfigError::invalid(
-                        field,
-                        "must be a single scope word without spaces",
-                    ));
-                }
-                Op::ScopeContains(word.clone())
-            }
-            (None, None, None, None) => {
-                return Err(ConfigError::invalid(path, "no operator set"));
-            }
-        };
-        Ok(ClaimTest {
+        let op = compile_op(d, cond, path)?;
+        ok.then(|| ClaimTest {
             path: cond.claim.clone(),
             segments,
             op,
@@ -306,12 +328,20 @@ mod tests {
         ];
         for (claim, op, v, want) in table {
             let c = cond(claim, op, v.clone());
-            match ClaimTest::compile(&c, "roles[0].jwt.claims[0]") {
-                Ok(t) => assert_eq!(t.eval(claims), want, "{claim} {op} {v}"),
-                Err(e) => {
+            let path = FieldPath::root()
+                .field("roles")
+                .index(0)
+                .field("jwt")
+                .field("claims")
+                .index(0);
+            let mut d = Diagnostics::new();
+            match ClaimTest::compile(&c, &path, &mut d) {
+                Some(t) => assert_eq!(t.eval(claims), want, "{claim} {op} {v}"),
+                None => {
                     // Only the multi-word scope is a config error in this table.
-                    assert!(!want, "{claim} {op} {v}: {e}");
-                    assert_eq!(e.path, "roles[0].jwt.claims[0].scope_contains");
+                    assert!(!want, "{claim} {op} {v}: {d}");
+                    let e = d.iter().next().unwrap();
+                    assert_eq!(e.path.to_string(), "roles[0].jwt.claims[0].scope_contains");
                 }
             }
         }
@@ -348,7 +378,9 @@ mod tests {
             ),
         ];
         for (c, want) in table {
-            assert_eq!(ClaimTest::compile(&c, "p").unwrap().describe(), want);
+            let mut d = Diagnostics::new();
+            let t = ClaimTest::compile(&c, &FieldPath::root().field("p"), &mut d).unwrap();
+            assert_eq!(t.describe(), want);
         }
     }
 
@@ -381,9 +413,10 @@ mod tests {
             (cond("g", "scope_contains", json!("a b")), "r.claims[0].scope_contains: must be a single scope word"),
         ];
         for (c, want) in table {
-            let got = ClaimTest::compile(&c, "r.claims[0]")
-                .unwrap_err()
-                .to_string();
+            let path = FieldPath::root().field("r").field("claims").index(0);
+            let mut d = Diagnostics::new();
+            assert!(ClaimTest::compile(&c, &path, &mut d).is_none());
+            let got = d.to_string();
             assert!(got.starts_with(want), "got: {got}\nwant: {want}");
         }
     }

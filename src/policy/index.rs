@@ -6,8 +6,8 @@
 //! can cost speed, but the equivalence test below makes sure it cannot
 //! change a decision.
 
+use super::rule::Rule;
 use crate::pattern::path::{PathPattern, Seg};
-use crate::policy::Rule;
 use std::collections::HashMap;
 
 #[derive(Debug, Default)]

@@ -1,10 +1,12 @@
 //! A token issuer from the policy (`ProviderConfig`), validated and compiled.
 //!
 //! All semantic checks happen here, once, so the request path only does
-//! lookups. Every error names the field path an operator has to fix.
+//! lookups. Every problem is reported (not just the first), with the field
+//! path an operator has to fix.
 
+use super::sources;
 use crate::config::{ProviderConfig, TokenSource};
-use crate::error::{ConfigError, Problem};
+use crate::error::{field, msg, Diagnostics, FieldPath, Problem};
 use crate::jwt::alg::{Alg, AlgRejection};
 use crate::jwt::jwks::{parse_jwks, KeySet};
 use crate::jwt::verify::{verify_compact, Requirements, TokenError, VerifiedToken};
@@ -39,125 +41,55 @@ pub struct Provider {
     clock_skew: u64,
     max_lifetime: u64,
     forward_token: bool,
-    warnings: Vec<String>,
 }
 
-/// RFC 9110 `tchar`: what a header (or cookie) name may contain.
-fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-}
-
-fn check_range(value: u64, min: u64, max: u64, path: String) -> Result<u64, ConfigError> {
+fn check_range(d: &mut Diagnostics, value: u64, min: u64, max: u64, path: FieldPath) -> u64 {
     if value < min || value > max {
-        return Err(ConfigError::new(
-            path,
-            Problem::OutOfRange { value, min, max },
-        ));
+        d.error(path, Problem::range(value, min, max));
     }
-    Ok(value)
+    value
 }
 
-fn compile_sources(
-    from: &Option<Vec<TokenSource>>,
-    path: &str,
-) -> Result<Vec<TokenSource>, ConfigError> {
-    let Some(list) = from else {
-        return Ok(vec![TokenSource::Header {
-            name: "authorization".into(),
-            prefix: Some("Bearer ".into()),
-        }]);
-    };
-    let fpath = format!("{path}.from");
-    if list.is_empty() {
-        return Err(ConfigError::new(fpath, Problem::Empty));
-    }
-    let mut out: Vec<TokenSource> = Vec::with_capacity(list.len());
-    for (i, src) in list.iter().enumerate() {
-        let spath = format!("{fpath}[{i}]");
-        let compiled = match src {
-            TokenSource::Header { name, prefix } => {
-                let npath = format!("{spath}.header.name");
-                if name.is_empty() {
-                    return Err(ConfigError::new(npath, Problem::Empty));
-                }
-                if !name.chars().all(is_tchar) {
-                    return Err(ConfigError::invalid(
-                        npath,
-                        format!("'{name}' is not a valid HTTP header name"),
-                    ));
-                }
-                TokenSource::Header {
-                    name: name.to_ascii_lowercase(),
-                    prefix: prefix.clone(),
-                }
-            }
-            TokenSource::Query(name) => {
-                let npath = format!("{spath}.query");
-                if name.is_empty() {
-                    return Err(ConfigError::new(npath, Problem::Empty));
-                }
-                if name
-                    .chars()
-                    .any(|c| c.is_control() || c.is_whitespace() || "&=#?".contains(c))
-                {
-                    return Err(ConfigError::invalid(
-                        npath,
-                        format!("'{name}' is not a valid query parameter name"),
-                    ));
-                }
-                TokenSource::Query(name.clone())
-            }
-            TokenSource::Cookie(name) => {
-                let npath = format!("{spath}.cookie");
-                if name.is_empty() {
-                    return Err(ConfigError::new(npath, Problem::Empty));
-                }
-                if !name.chars().all(is_tchar) {
-                    return Err(ConfigError::invalid(
-                        npath,
-                        format!("'{name}' is not a valid cookie name"),
-                    ));
-                }
-                TokenSource::Cookie(name.clone())
-            }
-        };
-        if out.contains(&compiled) {
-            return Err(ConfigError::invalid(
-                spath,
-                "same token source listed twice",
-            ));
-        }
-        out.push(compiled);
-    }
-    Ok(out)
-}
-
-fn compile_algorithms(names: &[String], path: &str) -> Result<Vec<Alg>, ConfigError> {
-    let apath = format!("{path}.algorithms");
+fn compile_algorithms(
+    d: &mut Diagnostics,
+    names: &[String],
+    path: &FieldPath,
+    issuer: &str,
+) -> Vec<Alg> {
+    let apath = path.field("algorithms");
     if names.is_empty() {
-        return Err(ConfigError::new(apath, Problem::Empty));
+        d.invalid(
+            apath,
+            format!("required: the signing algorithms accepted from '{issuer}', e.g. [RS256] (the allow-list stops algorithm-confusion attacks)"),
+        );
+        return Vec::new();
     }
     let mut algs = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        let ipath = format!("{apath}[{i}]");
-        let alg = Alg::from_name(name).map_err(|why| {
-            let msg = match why {
-                AlgRejection::None => "'none' is never accepted: it means an unsigned token".to_string(),
-                AlgRejection::Symmetric => format!(
-                    "'{name}' is never accepted: shared-secret algorithms let anyone holding the key mint tokens"
-                ),
-                AlgRejection::Unknown => {
-                    format!("unknown algorithm '{name}' (supported: {})", Alg::supported_list())
-                }
-            };
-            ConfigError::invalid(&ipath, msg)
-        })?;
+        let ipath = apath.index(i);
+        let alg = match Alg::from_name(name) {
+            Ok(alg) => alg,
+            Err(why) => {
+                let msg = match why {
+                    AlgRejection::None => "'none' is never accepted: it means an unsigned token".to_string(),
+                    AlgRejection::Symmetric => format!(
+                        "'{name}' is never accepted: shared-secret algorithms let anyone holding the key mint tokens"
+                    ),
+                    AlgRejection::Unknown => {
+                        format!("unknown algorithm '{name}' (supported: {})", Alg::supported_list())
+                    }
+                };
+                d.invalid(ipath, msg);
+                continue;
+            }
+        };
         if algs.contains(&alg) {
-            return Err(ConfigError::new(ipath, Problem::Duplicate(name.clone())));
+            d.error(ipath, Problem::duplicate(name));
+            continue;
         }
         algs.push(alg);
     }
-    Ok(algs)
+    algs
 }
 
 fn valid_name(name: &str) -> bool {
@@ -167,93 +99,149 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-impl Provider {
-    /// Compile one provider; `path` is its field path like `providers[2]`.
-    pub fn compile(cfg: &ProviderConfig, path: &str) -> Result<Provider, ConfigError> {
-        if cfg.name.is_empty() {
-            return Err(ConfigError::new(format!("{path}.name"), Problem::Empty));
+fn check_audiences(d: &mut Diagnostics, cfg: &ProviderConfig, path: &FieldPath) {
+    let aud_path = path.field("audiences");
+    if cfg.audiences.is_empty() {
+        d.invalid(
+            aud_path,
+            format!(
+                "provider '{}' has no audience: without one, a token that {} minted for any other service would be accepted here; list the audience your callers request (the 'aud' claim)",
+                cfg.name, cfg.issuer
+            ),
+        );
+        return;
+    }
+    for (i, aud) in cfg.audiences.iter().enumerate() {
+        if aud.is_empty() {
+            d.error(aud_path.index(i), Problem::Empty);
+        } else if cfg
+            .audiences
+            .get(..i)
+            .is_some_and(|before| before.contains(aud))
+        {
+            d.error(aud_path.index(i), Problem::duplicate(aud));
         }
-        if !valid_name(&cfg.name) {
-            return Err(ConfigError::invalid(
-                format!("{path}.name"),
+    }
+}
+
+/// Inline keys or a remote source: exactly one. `None` after an error.
+fn compile_keys(
+    d: &mut Diagnostics,
+    cfg: &ProviderConfig,
+    path: &FieldPath,
+    algorithms: &[Alg],
+) -> Option<KeySource> {
+    let jwks_path = path.field("jwks");
+    match (&cfg.jwks, &cfg.remote_jwks) {
+        (Some(jwks), None) => {
+            // Without a valid algorithm list no key could be judged usable.
+            if algorithms.is_empty() {
+                return None;
+            }
+            match parse_jwks(jwks, algorithms, "") {
+                Ok(set) => {
+                    for (at, why) in set.skipped() {
+                        d.warning(
+                            jwks_path.raw(at),
+                            Problem::invalid(format!("skipped: {why}")),
+                        );
+                    }
+                    Some(KeySource::Inline(Arc::new(set)))
+                }
+                Err(e) => {
+                    d.push(e.under(&jwks_path));
+                    None
+                }
+            }
+        }
+        (None, Some(remote)) => {
+            let settings = keys::compile(d, remote, &cfg.issuer, &path.field("remote_jwks"))?;
+            let live = Arc::new(LiveKeys::new());
+            Some(KeySource::Remote(RemoteKeys { settings, live }))
+        }
+        (Some(_), Some(_)) => {
+            d.invalid(
+                path.field("remote_jwks"),
+                msg!(
+                    "set either ",
+                    field("jwks"),
+                    " (inline keys) or ",
+                    field("remote_jwks"),
+                    " (keys fetched at run time), not both"
+                ),
+            );
+            None
+        }
+        (None, None) => {
+            d.invalid(
+                jwks_path,
+                msg!(
+                    format!(
+                        "required: the public keys of '{}', either inline (",
+                        cfg.issuer
+                    ),
+                    field("jwks"),
+                    ": {keys: [...]}) or fetched by the filter at run time (",
+                    field("remote_jwks"),
+                    ": {uri: <JWKS URL>, cluster: <Envoy cluster of the IdP>})"
+                ),
+            );
+            None
+        }
+    }
+}
+
+impl Provider {
+    /// Compile one provider at `path` (e.g. `providers[2]`), adding every
+    /// problem to `d`. `None` if it has errors.
+    pub fn compile(
+        cfg: &ProviderConfig,
+        path: &FieldPath,
+        d: &mut Diagnostics,
+    ) -> Option<Provider> {
+        let errors = d.error_count();
+        if cfg.name.is_empty() {
+            d.error(path.field("name"), Problem::Empty);
+        } else if !valid_name(&cfg.name) {
+            d.invalid(
+                path.field("name"),
                 format!("'{}' must match [a-z0-9_-]+", cfg.name),
-            ));
+            );
         }
         if cfg.issuer.is_empty() {
-            return Err(ConfigError::new(format!("{path}.issuer"), Problem::Empty));
+            d.error(path.field("issuer"), Problem::Empty);
         }
-        let aud_path = format!("{path}.audiences");
-        if cfg.audiences.is_empty() {
-            return Err(ConfigError::new(aud_path, Problem::Empty));
-        }
-        for (i, aud) in cfg.audiences.iter().enumerate() {
-            if aud.is_empty() {
-                return Err(ConfigError::new(format!("{aud_path}[{i}]"), Problem::Empty));
-            }
-            if cfg
-                .audiences
-                .get(..i)
-                .is_some_and(|before| before.contains(aud))
-            {
-                return Err(ConfigError::new(
-                    format!("{aud_path}[{i}]"),
-                    Problem::Duplicate(aud.clone()),
-                ));
-            }
-        }
-        let algorithms = compile_algorithms(&cfg.algorithms, path)?;
+        check_audiences(d, cfg, path);
+        let algorithms = compile_algorithms(d, &cfg.algorithms, path, &cfg.issuer);
         let clock_skew = check_range(
+            d,
             cfg.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW),
             0,
             MAX_CLOCK_SKEW,
-            format!("{path}.clock_skew_seconds"),
-        )?;
+            path.field("clock_skew_seconds"),
+        );
         let max_lifetime = check_range(
+            d,
             cfg.max_lifetime_seconds.unwrap_or(DEFAULT_MAX_LIFETIME),
             MIN_MAX_LIFETIME,
             MAX_MAX_LIFETIME,
-            format!("{path}.max_lifetime_seconds"),
-        )?;
-        let sources = compile_sources(&cfg.from, path)?;
-
-        let jwks_path = format!("{path}.jwks");
-        let (keys, warnings) = match (&cfg.jwks, &cfg.remote_jwks) {
-            (Some(jwks), None) => {
-                let set = parse_jwks(jwks, &algorithms, &jwks_path)?;
-                let warnings = set.warnings().to_vec();
-                (KeySource::Inline(Arc::new(set)), warnings)
-            }
-            (None, Some(remote)) => {
-                let rpath = format!("{path}.remote_jwks");
-                let settings = keys::compile(remote, &cfg.issuer, &rpath)?;
-                let live = Arc::new(LiveKeys::new());
-                (KeySource::Remote(RemoteKeys { settings, live }), Vec::new())
-            }
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::invalid(
-                    format!("{path}.remote_jwks"),
-                    "set either jwks (inline keys) or remote_jwks, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(ConfigError::invalid(
-                    &jwks_path,
-                    "required: inline keys (jwks) or a remote_jwks source",
-                ))
-            }
-        };
-
-        Ok(Provider {
+            path.field("max_lifetime_seconds"),
+        );
+        let sources = sources::compile(d, cfg.from.as_deref(), path);
+        let keys = compile_keys(d, cfg, path, &algorithms);
+        if d.error_count() > errors {
+            return None;
+        }
+        Some(Provider {
             name: cfg.name.clone(),
             issuer: cfg.issuer.clone(),
             audiences: cfg.audiences.clone(),
             algorithms,
-            keys,
+            keys: keys?,
             sources,
             clock_skew,
             max_lifetime,
             forward_token: cfg.forward_token,
-            warnings,
         })
     }
 
@@ -296,10 +284,6 @@ impl Provider {
             KeySource::Inline(_) => None,
             KeySource::Remote(r) => Some(r),
         }
-    }
-    /// Non-fatal notes from compilation (e.g. JWKS keys that were skipped).
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
     }
 
     /// Full verification of a compact JWS against this provider at unix time
@@ -355,6 +339,19 @@ mod verify_tests;
 mod tests {
     use super::*;
     use crate::jwt::jwks::tests::ed_jwk;
+
+    /// `providers[i]`: the provider and its warnings, or every error.
+    pub(crate) fn compile_at(
+        cfg: &ProviderConfig,
+        i: usize,
+    ) -> Result<(Provider, Diagnostics), Diagnostics> {
+        let mut d = Diagnostics::new();
+        let path = FieldPath::root().field("providers").index(i);
+        match Provider::compile(cfg, &path, &mut d) {
+            Some(p) => Ok((p, d)),
+            None => Err(d),
+        }
+    }
     use jwt_simple::prelude::Ed25519KeyPair;
     use serde_json::json;
 
@@ -376,7 +373,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let p = Provider::compile(&base(), "providers[0]").unwrap();
+        let (p, warnings) = compile_at(&base(), 0).unwrap();
         assert_eq!(p.name(), "corp-sso");
         assert_eq!(p.issuer(), "https://idp.example.com");
         assert_eq!(p.clock_skew_seconds(), 30);
@@ -389,7 +386,7 @@ mod tests {
                 prefix: Some("Bearer ".into())
             }]
         );
-        assert!(p.warnings().is_empty());
+        assert!(warnings.is_empty());
         assert_eq!(p.keys().unwrap().len(), 1);
         assert!(p.remote().is_none());
     }
@@ -405,7 +402,7 @@ mod tests {
             TokenSource::Query("access_token".into()),
             TokenSource::Cookie("id_token".into()),
         ]);
-        let p = Provider::compile(&cfg, "providers[0]").unwrap();
+        let (p, _) = compile_at(&cfg, 0).unwrap();
         assert_eq!(
             p.sources()[0],
             TokenSource::Header {
@@ -422,12 +419,14 @@ mod tests {
         let mut enc = ed_jwk(&kp, Some("enc"));
         enc["use"] = json!("enc");
         cfg.jwks = Some(json!({"keys": [enc, ed_jwk(&kp, Some("sig"))]}));
-        let p = Provider::compile(&cfg, "providers[3]").unwrap();
-        assert_eq!(p.warnings().len(), 1);
+        let (_, warnings) = compile_at(&cfg, 3).unwrap();
+        assert_eq!(warnings.len(), 1);
+        let w = warnings.iter().next().unwrap();
+        assert!(!w.is_error());
         assert!(
-            p.warnings()[0].starts_with("providers[3].jwks.keys[0]: skipped"),
-            "{:?}",
-            p.warnings()
+            w.to_string()
+                .starts_with("providers[3].jwks.keys[0]: skipped"),
+            "{w}"
         );
     }
 
@@ -453,7 +452,7 @@ mod tests {
             ),
             (
                 |c| c.audiences = vec![],
-                "providers[2].audiences: must not be empty",
+                "providers[2].audiences: provider 'corp-sso' has no audience: without one, a token that https://idp.example.com minted",
             ),
             (
                 |c| c.audiences = vec!["a".into(), "".into()],
@@ -465,7 +464,7 @@ mod tests {
             ),
             (
                 |c| c.algorithms = vec![],
-                "providers[2].algorithms: must not be empty",
+                "providers[2].algorithms: required: the signing algorithms accepted from 'https://idp.example.com', e.g. [RS256]",
             ),
             (
                 |c| c.algorithms = vec!["EdDSA".into(), "none".into()],
@@ -485,7 +484,7 @@ mod tests {
             ),
             (
                 |c| c.jwks = None,
-                "providers[2].jwks: required: inline keys (jwks) or a remote_jwks source",
+                "providers[2].jwks: required: the public keys of 'https://idp.example.com', either inline (jwks: {keys: [...]}) or fetched by the filter at run time (remote_jwks: {uri: <JWKS URL>, cluster: <Envoy cluster of the IdP>})",
             ),
             (
                 |c| c.algorithms = vec!["RS256".into()],
@@ -570,9 +569,7 @@ mod tests {
         for (edit, want) in table {
             let mut cfg = base();
             edit(&mut cfg);
-            let got = Provider::compile(&cfg, "providers[2]")
-                .unwrap_err()
-                .to_string();
+            let got = compile_at(&cfg, 2).unwrap_err().to_string();
             assert!(got.starts_with(want), "got: {got}\nwant: {want}");
         }
     }

@@ -693,7 +693,7 @@ fn policy_errors_for_key_sources() {
     let err = handler::configure(&mut host, Some(both.to_string().as_bytes())).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "providers[0].remote_jwks: set either jwks (inline keys) or remote_jwks, not both"
+        "providers[0].remote_jwks: set either jwks (inline keys) or remote_jwks (keys fetched at run time), not both"
     );
     let mut typo = serde_json::from_str::<serde_json::Value>(&policy(remote())).unwrap();
     typo["providers"][0]["remote_jwks"]["refresh"] = json!(5);

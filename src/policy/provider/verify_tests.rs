@@ -59,7 +59,7 @@ fn fx() -> &'static Fixture {
             max_lifetime_seconds: None,
             forward_token: false,
         };
-        let provider = Provider::compile(&cfg, "providers[0]").unwrap();
+        let (provider, _) = super::tests::compile_at(&cfg, 0).unwrap();
         Fixture {
             ed1,
             ed2,
