@@ -5,9 +5,7 @@
 
 #![allow(clippy::panic, clippy::indexing_slicing)] // a benchmark, not filter code
 
-use oam_authz::engine::cache::TokenCache;
-use oam_authz::engine::{decide, Request};
-use oam_authz::policy::Policy;
+use oam_authz::{decide, Policy, Request, TokenCache};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};

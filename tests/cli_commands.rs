@@ -75,7 +75,7 @@ fn envoy_format_is_the_plain_plugin_config() {
     let o = run(&["compile", DEPLOY, "--format", "envoy"]);
     assert!(o.status.success(), "{}", err(&o));
     let cfg = out(&o);
-    oam_authz::policy::Policy::from_json(&cfg).unwrap();
+    oam_authz::Policy::from_json(&cfg).unwrap();
     assert!(cfg.starts_with("{\n  \"schema_version\": 1,"));
 }
 

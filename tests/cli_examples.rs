@@ -160,7 +160,7 @@ fn every_compiled_plugin_config_loads_in_the_engine() {
         let dir = root.join(format!("examples/{app}/compiled/envoy"));
         for f in files(&dir) {
             let cfg = read(&dir.join(&f));
-            if let Err(e) = oam_authz::policy::Policy::from_json(&cfg) {
+            if let Err(e) = oam_authz::Policy::from_json(&cfg) {
                 panic!("{app}/{}: {e}", f.display());
             }
         }

@@ -133,7 +133,7 @@ fn schemas_refuse_what_the_parsers_refuse() {
         json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": [{"name": "h"}]}),
         json!({"schema_version": 1, "trust_domain": "cluster.local", "rules": []}),
     ] {
-        assert!(oam_authz::policy::Policy::from_json(&doc.to_string()).is_err());
+        assert!(oam_authz::Policy::from_json(&doc.to_string()).is_err());
     }
 
     let access = schema("mesh-access.schema.json");

@@ -440,14 +440,6 @@ impl KeyManager {
             }
         }
     }
-
-    /// Number of remote sources (for tests and logs).
-    pub fn len(&self) -> usize {
-        self.sources.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
-    }
 }
 
 /// Read a source's record; create an empty one if absent or undecodable.

@@ -99,17 +99,6 @@ pub enum Why {
     UnknownKid,
 }
 
-impl Why {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Why::Initial => "initial",
-            Why::Refresh => "refresh",
-            Why::Retry => "retry",
-            Why::UnknownKid => "unknown kid",
-        }
-    }
-}
-
 /// Should worker `me` start a fetch at `now`? If so, the record to write
 /// back (with compare-and-swap) to take the lease, and why.
 ///

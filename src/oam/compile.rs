@@ -18,7 +18,7 @@ use crate::policy::Policy;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
-pub use super::lower::{Options, DEFAULT_TRUST_DOMAIN};
+pub use super::lower::Options;
 
 #[derive(Debug)]
 pub struct CompiledComponent {

@@ -24,7 +24,7 @@ use provider::Provider;
 use rule::{compile_role, compile_rule, RoleScope};
 use std::collections::{BTreeSet, HashMap};
 
-pub use rule::{JwtRequirement, Role, Rule, Subjects};
+pub use rule::{Role, Rule, Subjects};
 
 /// Plugin configs larger than this are refused before parsing.
 pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
@@ -302,6 +302,7 @@ fn token_sources(providers: &[Provider]) -> Vec<(TokenSource, Vec<usize>)> {
 /// providers, roles), checked as [`Policy::check`] checks them. For
 /// settings shared by several policies, such as an OAM `mesh-identity`
 /// policy, so that parts no rule uses are checked too.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn check_identity(cfg: &PluginConfig) -> Diagnostics {
     let mut d = Diagnostics::new();
     let local_domains = local_domains(&mut d, cfg);

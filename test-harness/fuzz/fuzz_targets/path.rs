@@ -3,7 +3,7 @@
 //! sequences the filter promises to refuse.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use oam_authz::path::{canonical_path, PathPattern};
+use oam_authz::parsers::{canonical_path, normalize_host, PathPattern};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
@@ -15,5 +15,5 @@ fuzz_target!(|data: &[u8]| {
             let _ = pat.matches(p);
         }
     }
-    let _ = oam_authz::hostname::normalize_host(s);
+    let _ = normalize_host(s);
 });

@@ -1,0 +1,25 @@
+//! `oam-authz export-istio`: the nearest native Istio equivalent.
+
+use crate::common::{load_clean, Fatal};
+use clap::Args;
+use oam_authz::oam::{export_istio, Options};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ExportIstioArgs {
+    app: PathBuf,
+}
+
+pub fn run(a: ExportIstioArgs) -> Result<ExitCode, Fatal> {
+    let loaded = match load_clean(&a.app, &Options::default())? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let mut docs = Vec::new();
+    for (app, compiled) in &loaded.apps {
+        docs.push(export_istio(app, compiled)?);
+    }
+    print!("{}", docs.join("---\n"));
+    Ok(ExitCode::SUCCESS)
+}
