@@ -67,7 +67,13 @@ test-istio-schema: cli
 
 test: test-native test-wasm test-istio-schema e2e bench-smoke
 
+# Source checks: formatting, clippy (natively and for wasm32), no import
+# cycle between modules, no long function without a reason (the two
+# checkers are tested first, so a broken checker cannot pass silently).
 lint: toolchain
+	python3 test-harness/tools/test_tools.py
+	python3 test-harness/tools/modcycles.py src
+	python3 test-harness/tools/fnlength.py src
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --target $(WASM_TARGET) -- -D warnings

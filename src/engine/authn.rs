@@ -2,7 +2,7 @@
 //! belongs to, and verify it (or serve it from the per-VM cache).
 
 use super::cache::TokenCache;
-use super::Request;
+use super::operation::Request;
 use crate::decision::{Reason, TokenIdentity};
 use crate::host::SignatureBackend;
 use crate::jwt::{peek_issuer, TokenError, VerifiedToken};

@@ -2,8 +2,8 @@
 //! operation? Deny rules win; then the first allow rule that covers the
 //! operation and applies to the caller; else deny.
 
+use super::operation::Operation;
 use super::trace::{Condition, RoleTrace, RuleTrace, TokenCheck, Trace};
-use super::Operation;
 use crate::config::Effect;
 use crate::decision::{Decision, Identity, Reason};
 use crate::policy::{Policy, Rule, Subjects};

@@ -10,12 +10,10 @@ pub mod authn;
 mod authz;
 pub mod cache;
 pub mod forward;
+mod operation;
 pub mod trace;
 
 use crate::decision::{Decision, Identity, Reason};
-use crate::host::SignatureBackend;
-use crate::pattern::hostname::normalize_host;
-use crate::pattern::path::canonical_path;
 use crate::pattern::spiffe::SpiffeId;
 use crate::policy::Policy;
 use crate::request::token::TokenLocation;
@@ -23,46 +21,7 @@ use cache::TokenCache;
 use trace::Trace;
 
 pub use authz::held_roles;
-
-/// The facts the engine needs about one request.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub method: &'a str,
-    /// Raw `:path`, query included.
-    pub path: &'a str,
-    /// Raw `:authority`.
-    pub host: &'a str,
-    /// All request headers, names lowercase (as Envoy hands them to filters).
-    pub headers: &'a [(String, String)],
-    /// URI SAN of the verified peer certificate; `None` without mTLS.
-    pub peer: Option<&'a str>,
-    /// Unix time in seconds, from the host clock.
-    pub now: u64,
-    /// The host's native signature verifier, when it has one.
-    pub crypto: Option<&'a dyn SignatureBackend>,
-}
-
-/// A normalized operation: what the caller wants to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Operation<'a> {
-    pub method: &'a str,
-    /// Normalized host (see `pattern::hostname::normalize_host`).
-    pub host: String,
-    /// Canonical path without query.
-    pub path: &'a str,
-}
-
-impl<'a> Operation<'a> {
-    /// The operation of a raw request, or why it cannot be matched at all.
-    pub fn parse(method: &'a str, path: &'a str, host: &str) -> Result<Operation<'a>, Reason> {
-        let path = canonical_path(path).map_err(Reason::PathNotCanonical)?;
-        Ok(Operation {
-            method,
-            host: normalize_host(host),
-            path,
-        })
-    }
-}
+pub use operation::{Operation, Request};
 
 /// The whole pipeline, as the filter runs it, with its per-VM token cache.
 /// With a trace, also records why (CLI and tests; never on the hot path).

@@ -321,6 +321,89 @@ fn str_member<'a>(
     }
 }
 
+/// The key family from `kty` (and `crv`); `Err(Skipped)` for a key type
+/// we do not use.
+fn key_family(
+    jwk: &Map<String, Value>,
+    kty: &str,
+    kpath: &str,
+) -> Result<Result<KeyFamily, Parsed>, Diagnostic> {
+    Ok(Ok(match kty {
+        "RSA" => KeyFamily::Rsa,
+        "EC" => match str_member(jwk, "crv", kpath)? {
+            Some("P-256") => KeyFamily::P256,
+            Some("P-384") => KeyFamily::P384,
+            Some(other) => {
+                return Ok(Err(Parsed::Skipped(format!(
+                    "EC curve {other:?} is not supported"
+                ))))
+            }
+            None => return Err(bad(format!("{kpath}.crv"), "required for kty EC")),
+        },
+        "OKP" => match str_member(jwk, "crv", kpath)? {
+            Some("Ed25519") => KeyFamily::Ed25519,
+            Some(other) => {
+                return Ok(Err(Parsed::Skipped(format!(
+                    "OKP curve {other:?} is not supported"
+                ))))
+            }
+            None => return Err(bad(format!("{kpath}.crv"), "required for kty OKP")),
+        },
+        "oct" => {
+            return Ok(Err(Parsed::Skipped(
+                "symmetric (oct) keys are never used".into(),
+            )))
+        }
+        other => {
+            return Ok(Err(Parsed::Skipped(format!(
+                "kty {other:?} is not supported"
+            ))))
+        }
+    }))
+}
+
+/// The allowed algorithms this key may verify (narrowed by its `alg`).
+fn key_algorithms(
+    jwk: &Map<String, Value>,
+    family: KeyFamily,
+    allowed: &[Alg],
+    kpath: &str,
+) -> Result<Result<Vec<Alg>, Parsed>, Diagnostic> {
+    // Algorithms this key may verify.
+    let mut algs: Vec<Alg> = allowed
+        .iter()
+        .copied()
+        .filter(|a| a.family() == family)
+        .collect();
+    if let Some(name) = str_member(jwk, "alg", kpath)? {
+        match Alg::from_name(name) {
+            Ok(a) if a.family() != family => {
+                return Err(bad(
+                    format!("{kpath}.alg"),
+                    format!("{a} does not fit a {family} key"),
+                ))
+            }
+            Ok(a) => algs.retain(|x| *x == a),
+            Err(_) => {
+                return Ok(Err(Parsed::Skipped(format!(
+                    "alg {name:?} is not a supported signature algorithm"
+                ))))
+            }
+        }
+        if algs.is_empty() {
+            return Ok(Err(Parsed::Skipped(format!(
+                "alg {name:?} is not in the provider's algorithms"
+            ))));
+        }
+    }
+    if algs.is_empty() {
+        return Ok(Err(Parsed::Skipped(format!(
+            "no allowed algorithm uses a {family} key"
+        ))));
+    }
+    Ok(Ok(algs))
+}
+
 fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Diagnostic> {
     let jwk = jwk
         .as_object()
@@ -364,67 +447,14 @@ fn parse_key(jwk: &Value, allowed: &[Alg], kpath: &str) -> Result<Parsed, Diagno
         }
     }
 
-    let family = match kty {
-        "RSA" => KeyFamily::Rsa,
-        "EC" => match str_member(jwk, "crv", kpath)? {
-            Some("P-256") => KeyFamily::P256,
-            Some("P-384") => KeyFamily::P384,
-            Some(other) => {
-                return Ok(Parsed::Skipped(format!(
-                    "EC curve {other:?} is not supported"
-                )))
-            }
-            None => return Err(bad(format!("{kpath}.crv"), "required for kty EC")),
-        },
-        "OKP" => match str_member(jwk, "crv", kpath)? {
-            Some("Ed25519") => KeyFamily::Ed25519,
-            Some(other) => {
-                return Ok(Parsed::Skipped(format!(
-                    "OKP curve {other:?} is not supported"
-                )))
-            }
-            None => return Err(bad(format!("{kpath}.crv"), "required for kty OKP")),
-        },
-        "oct" => {
-            return Ok(Parsed::Skipped(
-                "symmetric (oct) keys are never used".into(),
-            ))
-        }
-        other => return Ok(Parsed::Skipped(format!("kty {other:?} is not supported"))),
+    let family = match key_family(jwk, kty, kpath)? {
+        Ok(f) => f,
+        Err(skipped) => return Ok(skipped),
     };
-
-    // Algorithms this key may verify.
-    let mut algs: Vec<Alg> = allowed
-        .iter()
-        .copied()
-        .filter(|a| a.family() == family)
-        .collect();
-    if let Some(name) = str_member(jwk, "alg", kpath)? {
-        match Alg::from_name(name) {
-            Ok(a) if a.family() != family => {
-                return Err(bad(
-                    format!("{kpath}.alg"),
-                    format!("{a} does not fit a {family} key"),
-                ))
-            }
-            Ok(a) => algs.retain(|x| *x == a),
-            Err(_) => {
-                return Ok(Parsed::Skipped(format!(
-                    "alg {name:?} is not a supported signature algorithm"
-                )))
-            }
-        }
-        if algs.is_empty() {
-            return Ok(Parsed::Skipped(format!(
-                "alg {name:?} is not in the provider's algorithms"
-            )));
-        }
-    }
-    if algs.is_empty() {
-        return Ok(Parsed::Skipped(format!(
-            "no allowed algorithm uses a {family} key"
-        )));
-    }
+    let algs = match key_algorithms(jwk, family, allowed, kpath)? {
+        Ok(a) => a,
+        Err(skipped) => return Ok(skipped),
+    };
 
     let key = match family {
         KeyFamily::Rsa => rsa_key(jwk, kid, &algs, kpath)?,

@@ -524,6 +524,10 @@ fn map_library_error(err: &jwt_simple::Error, exp: u64, now: u64) -> TokenError 
 }
 
 /// Verify a compact JWS against `req` at unix time `now` (seconds).
+///
+/// Long on purpose: the steps below run in this order because the order is
+/// the defence (sizes, structure, header, key, claims, then signature math
+/// last), and one function keeps that order visible in one screen.
 pub fn verify_compact(
     token: &str,
     req: &Requirements<'_>,

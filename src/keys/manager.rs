@@ -394,50 +394,63 @@ impl KeyManager {
             return;
         };
         sync(host, s, &after, now);
-        match &outcome {
-            Outcome::Keys { .. } => {
-                if let Some(id) = s.metrics.fetch_success {
-                    host.increment_counter(id);
-                }
-                if after.version != before.version {
-                    let usable = match &s.parsed {
-                        Some((v, set)) if *v == after.version => set.len(),
-                        _ => 0,
-                    };
-                    host.log(
-                        Level::Info,
-                        &format!(
-                            "{}: fetched JWKS version {} from {}: {usable} usable keys, {} skipped",
-                            s.label(),
-                            after.version,
-                            s.settings.url(),
-                            skipped.unwrap_or(0)
-                        ),
-                    );
-                }
+        report(host, s, &outcome, &before, &after, now, skipped);
+    }
+}
+
+/// Count and log the outcome of an attempt, as written to the record.
+fn report<H: KeyHost>(
+    host: &mut H,
+    s: &Source,
+    outcome: &Outcome,
+    before: &Record,
+    after: &Record,
+    now: u64,
+    skipped: Option<usize>,
+) {
+    match outcome {
+        Outcome::Keys { .. } => {
+            if let Some(id) = s.metrics.fetch_success {
+                host.increment_counter(id);
             }
-            Outcome::Failed { error, .. } => {
-                if let Some(id) = s.metrics.fetch_failure {
-                    host.increment_counter(id);
-                }
-                let keys = if schedule::fresh(after.fetched_at_ms, now, &s.settings.timing) {
-                    format!(
-                        "keeping the last good key set (fetched {} s ago)",
-                        now.saturating_sub(after.fetched_at_ms) / 1000
-                    )
-                } else {
-                    "no usable key set: its tokens get 503 jwks_unavailable".to_string()
+            if after.version != before.version {
+                let usable = match &s.parsed {
+                    Some((v, set)) if *v == after.version => set.len(),
+                    _ => 0,
                 };
                 host.log(
-                    Level::Warn,
+                    Level::Info,
                     &format!(
-                        "{}: JWKS fetch failed ({} in a row): {error}; {keys}; next attempt in {} ms",
+                        "{}: fetched JWKS version {} from {}: {usable} usable keys, {} skipped",
                         s.label(),
-                        after.failures,
-                        after.next_attempt_ms.saturating_sub(now)
+                        after.version,
+                        s.settings.url(),
+                        skipped.unwrap_or(0)
                     ),
                 );
             }
+        }
+        Outcome::Failed { error, .. } => {
+            if let Some(id) = s.metrics.fetch_failure {
+                host.increment_counter(id);
+            }
+            let keys = if schedule::fresh(after.fetched_at_ms, now, &s.settings.timing) {
+                format!(
+                    "keeping the last good key set (fetched {} s ago)",
+                    now.saturating_sub(after.fetched_at_ms) / 1000
+                )
+            } else {
+                "no usable key set: its tokens get 503 jwks_unavailable".to_string()
+            };
+            host.log(
+                Level::Warn,
+                &format!(
+                    "{}: JWKS fetch failed ({} in a row): {error}; {keys}; next attempt in {} ms",
+                    s.label(),
+                    after.failures,
+                    after.next_attempt_ms.saturating_sub(now)
+                ),
+            );
         }
     }
 }

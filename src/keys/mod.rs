@@ -91,22 +91,14 @@ fn range(d: &mut Diagnostics, value: u64, min: u64, max: u64, path: FieldPath) -
     value
 }
 
-/// Validate a provider's `remote_jwks` at `path` (e.g.
-/// `providers[0].remote_jwks`), adding every problem to `d`.
-pub fn compile(
+/// What to fetch first: the JWKS, or the discovery document naming it.
+fn compile_target(
     d: &mut Diagnostics,
     cfg: &RemoteJwksConfig,
     issuer: &str,
     path: &FieldPath,
-) -> Option<RemoteSettings> {
-    let errors = d.error_count();
-    if cfg.cluster.is_empty() {
-        d.error(path.field("cluster"), Problem::Empty);
-    } else if cfg.cluster.chars().any(char::is_control) {
-        // '|' is allowed: Istio names clusters `outbound|443||idp.example.com`.
-        d.invalid(path.field("cluster"), "must not contain control characters");
-    }
-    let target = match (&cfg.uri, cfg.discovery) {
+) -> Option<Target> {
+    match (&cfg.uri, cfg.discovery) {
         (Some(u), discovery) => match url::parse(u) {
             Ok(url) if discovery => Some(Target::Discovery(url)),
             Ok(url) => Some(Target::Jwks(url)),
@@ -136,7 +128,12 @@ pub fn compile(
             );
             None
         }
-    };
+    }
+}
+
+/// Refresh, timeout, staleness and refetch bounds (`discovery` is set by
+/// the caller from the target).
+fn compile_timing(d: &mut Diagnostics, cfg: &RemoteJwksConfig, path: &FieldPath) -> Timing {
     let refresh = range(
         d,
         cfg.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS),
@@ -173,6 +170,32 @@ pub fn compile(
         MAX_MIN_REFETCH_SECONDS,
         path.field("min_refetch_interval_seconds"),
     );
+    Timing {
+        refresh_ms: refresh * 1000,
+        timeout_ms,
+        max_stale_ms: max_stale * 1000,
+        min_refetch_ms: min_refetch * 1000,
+        discovery: false,
+    }
+}
+
+/// Validate a provider's `remote_jwks` at `path` (e.g.
+/// `providers[0].remote_jwks`), adding every problem to `d`.
+pub fn compile(
+    d: &mut Diagnostics,
+    cfg: &RemoteJwksConfig,
+    issuer: &str,
+    path: &FieldPath,
+) -> Option<RemoteSettings> {
+    let errors = d.error_count();
+    if cfg.cluster.is_empty() {
+        d.error(path.field("cluster"), Problem::Empty);
+    } else if cfg.cluster.chars().any(char::is_control) {
+        // '|' is allowed: Istio names clusters `outbound|443||idp.example.com`.
+        d.invalid(path.field("cluster"), "must not contain control characters");
+    }
+    let target = compile_target(d, cfg, issuer, path);
+    let timing = compile_timing(d, cfg, path);
     let target = target?;
     if d.error_count() > errors {
         return None;
@@ -196,11 +219,8 @@ pub fn compile(
         cluster: cfg.cluster.clone(),
         target,
         timing: Timing {
-            refresh_ms: refresh * 1000,
-            timeout_ms,
-            max_stale_ms: max_stale * 1000,
-            min_refetch_ms: min_refetch * 1000,
             discovery,
+            ..timing
         },
         shared_key,
     })

@@ -6,9 +6,8 @@
 
 use super::finding::{Finding, Scope};
 use super::load::{Application, Component};
-use super::lower::{is_component_ref, PathMap};
-use super::model::AccessRole;
-use crate::config::{Effect, PluginConfig};
+use super::lower::{is_component_ref, Lowered, PathMap};
+use crate::config::Effect;
 use crate::pattern::hostname::HostPattern;
 use crate::pattern::path::{PathPattern, Seg};
 use crate::pattern::spiffe::PrincipalPattern;
@@ -144,19 +143,43 @@ pub fn unreachable_rules(
     }
 }
 
+/// The components of `app` that run as principal `p` (written as a
+/// component name or a pattern naming one workload of the app's namespace).
+fn sharing<'a>(app: &'a Application, p: &str, domains: &[String]) -> Vec<&'a Component> {
+    let sa = if is_component_ref(p) {
+        app.component(p).map(|c| c.service_account.clone())
+    } else {
+        PrincipalPattern::parse(p, domains)
+            .ok()
+            .as_ref()
+            .and_then(|pat| {
+                pat.exact_workload()
+                    .map(|(ns, sa)| (ns.to_string(), sa.to_string()))
+            })
+            .filter(|(ns, _)| *ns == app.namespace)
+            .map(|(_, sa)| sa)
+    };
+    match sa {
+        Some(sa) => app
+            .components
+            .iter()
+            .filter(|o| o.service_account == sa)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 /// Warn when a rule grants by an identity that several components share
 /// (components run as `default` unless given a service account).
-#[allow(clippy::too_many_arguments)]
 pub fn shared_identities(
     app: &Application,
-    origin: &[&AccessRole],
-    config: &PluginConfig,
-    paths: &PathMap,
+    lowered: &Lowered<'_>,
     policy: &Policy,
     component_scope: &Scope,
     identity_scope: &Scope,
     findings: &mut Vec<Finding>,
 ) {
+    let (origin, config, paths) = (&lowered.origin, &lowered.config, &lowered.paths);
     let mut domains = vec![config.trust_domain.clone()];
     domains.extend(config.trust_domain_aliases.iter().cloned());
     for (k, role) in origin.iter().enumerate() {
@@ -174,31 +197,7 @@ pub fn shared_identities(
             identity_scope.clone()
         };
         for (j, p) in list.iter().enumerate() {
-            let sharing: Vec<&Component> = if is_component_ref(p) {
-                match app.component(p) {
-                    Some(c) => app
-                        .components
-                        .iter()
-                        .filter(|o| o.service_account == c.service_account)
-                        .collect(),
-                    None => continue,
-                }
-            } else {
-                match PrincipalPattern::parse(p, &domains)
-                    .ok()
-                    .as_ref()
-                    .and_then(|pat| {
-                        pat.exact_workload()
-                            .map(|(ns, sa)| (ns.to_string(), sa.to_string()))
-                    }) {
-                    Some((ns, sa)) if ns == app.namespace => app
-                        .components
-                        .iter()
-                        .filter(|o| o.service_account == sa)
-                        .collect(),
-                    _ => continue,
-                }
-            };
+            let sharing = sharing(app, p, &domains);
             if sharing.len() < 2 {
                 continue;
             }

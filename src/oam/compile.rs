@@ -183,16 +183,7 @@ fn compile_component(
             return None;
         }
     };
-    analyze::shared_identities(
-        app,
-        &lowered.origin,
-        &lowered.config,
-        &lowered.paths,
-        &policy,
-        &scope,
-        &ctx.scope,
-        findings,
-    );
+    analyze::shared_identities(app, &lowered, &policy, &scope, &ctx.scope, findings);
     analyze::unreachable_rules(&policy, &lowered.paths, &scope, findings);
     let errors_now = findings
         .iter()

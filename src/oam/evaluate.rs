@@ -195,40 +195,7 @@ fn authenticate(c: &CompiledComponent, input: &Input) -> Result<Authenticated, S
         return Ok(Ok((None, TokenOutcome::Ignored)));
     }
     if let Some(raw) = &input.token {
-        let candidates: Vec<usize> = match &input.provider {
-            Some(name) => vec![provider_index(c, name)?],
-            None => (0..policy.providers.len()).collect(),
-        };
-        let offline = match &input.jwks {
-            Some(jwks) => install_offline_keys(policy, jwks)?,
-            None => Vec::new(),
-        };
-        let mut cache = TokenCache::disabled();
-        return match verify_token(policy, raw.trim(), &candidates, input.now, None, &mut cache) {
-            Ok((provider, token)) => Ok(Ok((
-                Some(TokenIdentity {
-                    provider,
-                    token,
-                    location,
-                }),
-                TokenOutcome::Verified {
-                    provider,
-                    offline: offline.contains(&provider),
-                },
-            ))),
-            Err(r) => {
-                if let (Some(i), TokenError::KeysUnavailable) = (r.provider, &r.error) {
-                    if let Some(remote) = policy.providers.get(i).and_then(|p| p.remote()) {
-                        let name = policy.providers.get(i).map_or("", |p| p.name());
-                        return Err(format!(
-                            "provider '{name}' fetches its keys at run time ({}); pass --jwks FILE to verify offline",
-                            remote.settings.url()
-                        ));
-                    }
-                }
-                Ok(Err(r))
-            }
-        };
+        return authenticate_token(c, input, raw, location);
     }
     let Some(claims) = &input.claims else {
         return Ok(Ok((None, TokenOutcome::None)));
@@ -278,6 +245,52 @@ fn authenticate(c: &CompiledComponent, input: &Input) -> Result<Authenticated, S
         }),
         TokenOutcome::Assumed { provider: i },
     )))
+}
+
+/// A raw token, verified as the filter would: routed by issuer among the
+/// component's providers (or the one named), with `--jwks` keys installed
+/// for providers that fetch theirs at run time.
+fn authenticate_token(
+    c: &CompiledComponent,
+    input: &Input,
+    raw: &str,
+    location: TokenLocation,
+) -> Result<Authenticated, String> {
+    let policy = &c.policy;
+    let candidates: Vec<usize> = match &input.provider {
+        Some(name) => vec![provider_index(c, name)?],
+        None => (0..policy.providers.len()).collect(),
+    };
+    let offline = match &input.jwks {
+        Some(jwks) => install_offline_keys(policy, jwks)?,
+        None => Vec::new(),
+    };
+    let mut cache = TokenCache::disabled();
+    match verify_token(policy, raw.trim(), &candidates, input.now, None, &mut cache) {
+        Ok((provider, token)) => Ok(Ok((
+            Some(TokenIdentity {
+                provider,
+                token,
+                location,
+            }),
+            TokenOutcome::Verified {
+                provider,
+                offline: offline.contains(&provider),
+            },
+        ))),
+        Err(r) => {
+            if let (Some(i), TokenError::KeysUnavailable) = (r.provider, &r.error) {
+                if let Some(remote) = policy.providers.get(i).and_then(|p| p.remote()) {
+                    let name = policy.providers.get(i).map_or("", |p| p.name());
+                    return Err(format!(
+                        "provider '{name}' fetches its keys at run time ({}); pass --jwks FILE to verify offline",
+                        remote.settings.url()
+                    ));
+                }
+            }
+            Ok(Err(r))
+        }
+    }
 }
 
 /// Offline, providers that fetch their keys at run time have none: install

@@ -8,8 +8,8 @@ use super::load::Application;
 use super::lower::canonical_json;
 use super::manifest::{plugin_name, LABEL_APP, LABEL_COMPONENT};
 use crate::config::{
-    ClaimCondition, Effect, Mode, PluginConfig, RemoteJwksConfig, RoleConfig, RuleConfig,
-    TokenSource,
+    ClaimCondition, Effect, Mode, PluginConfig, ProviderConfig, RemoteJwksConfig, RoleConfig,
+    RuleConfig, TokenSource,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -197,6 +197,59 @@ fn metadata(app: &Application, name: String, cfg: &PluginConfig) -> Value {
     m
 }
 
+/// One `jwtRules[]` entry of a RequestAuthentication, noting what Istio
+/// cannot express.
+fn jwt_rule(p: &ProviderConfig, notes: &mut BTreeSet<String>) -> Value {
+    let mut r = Map::new();
+    r.insert("issuer".into(), json!(p.issuer));
+    r.insert("audiences".into(), json!(p.audiences));
+    if let Some(jwks) = &p.jwks {
+        r.insert(
+            "jwks".into(),
+            json!(serde_json::to_string(&canonical_json(jwks)).unwrap_or_default()),
+        );
+    }
+    if let Some(remote) = &p.remote_jwks {
+        remote_jwks_rule(&p.name, &p.issuer, remote, &mut r, notes);
+    }
+    let (mut headers, mut params, mut cookies) = (Vec::new(), Vec::new(), Vec::new());
+    for s in p.from.iter().flatten() {
+        match s {
+            TokenSource::Header { name, prefix } => {
+                let mut h = Map::new();
+                h.insert("name".into(), json!(name));
+                if let Some(pre) = prefix {
+                    h.insert("prefix".into(), json!(pre));
+                }
+                headers.push(Value::Object(h));
+            }
+            TokenSource::Query(q) => params.push(json!(q)),
+            TokenSource::Cookie(k) => cookies.push(json!(k)),
+        }
+    }
+    if !headers.is_empty() {
+        r.insert("fromHeaders".into(), Value::Array(headers));
+    }
+    if !params.is_empty() {
+        r.insert("fromParams".into(), Value::Array(params));
+    }
+    if !cookies.is_empty() {
+        r.insert("fromCookies".into(), Value::Array(cookies));
+    }
+    r.insert("forwardOriginalToken".into(), json!(p.forward_token));
+    if p.max_lifetime_seconds.is_some() || p.clock_skew_seconds.is_some() {
+        notes.insert(format!(
+            "provider '{}': maxLifetimeSeconds and clockSkewSeconds have no RequestAuthentication equivalent (Istio: no lifetime cap, fixed 60 s skew)",
+            p.name
+        ));
+    }
+    notes.insert(format!(
+        "provider '{}': the algorithm allow-list {:?} has no equivalent; Istio accepts any algorithm the JWKS keys support",
+        p.name, p.algorithms
+    ));
+    Value::Object(r)
+}
+
 fn one(
     app: &Application,
     c: &CompiledComponent,
@@ -207,57 +260,7 @@ fn one(
     let selector = json!({ "matchLabels": { LABEL_APP: app.name, LABEL_COMPONENT: c.component } });
     let base = plugin_name(&app.name, &c.component);
     if !cfg.providers.is_empty() {
-        let rules: Vec<Value> = cfg
-            .providers
-            .iter()
-            .map(|p| {
-                let mut r = Map::new();
-                r.insert("issuer".into(), json!(p.issuer));
-                r.insert("audiences".into(), json!(p.audiences));
-                if let Some(jwks) = &p.jwks {
-                    r.insert("jwks".into(), json!(serde_json::to_string(&canonical_json(jwks)).unwrap_or_default()));
-                }
-                if let Some(remote) = &p.remote_jwks {
-                    remote_jwks_rule(&p.name, &p.issuer, remote, &mut r, notes);
-                }
-                let (mut headers, mut params, mut cookies) = (Vec::new(), Vec::new(), Vec::new());
-                for s in p.from.iter().flatten() {
-                    match s {
-                        TokenSource::Header { name, prefix } => {
-                            let mut h = Map::new();
-                            h.insert("name".into(), json!(name));
-                            if let Some(pre) = prefix {
-                                h.insert("prefix".into(), json!(pre));
-                            }
-                            headers.push(Value::Object(h));
-                        }
-                        TokenSource::Query(q) => params.push(json!(q)),
-                        TokenSource::Cookie(k) => cookies.push(json!(k)),
-                    }
-                }
-                if !headers.is_empty() {
-                    r.insert("fromHeaders".into(), Value::Array(headers));
-                }
-                if !params.is_empty() {
-                    r.insert("fromParams".into(), Value::Array(params));
-                }
-                if !cookies.is_empty() {
-                    r.insert("fromCookies".into(), Value::Array(cookies));
-                }
-                r.insert("forwardOriginalToken".into(), json!(p.forward_token));
-                if p.max_lifetime_seconds.is_some() || p.clock_skew_seconds.is_some() {
-                    notes.insert(format!(
-                        "provider '{}': maxLifetimeSeconds and clockSkewSeconds have no RequestAuthentication equivalent (Istio: no lifetime cap, fixed 60 s skew)",
-                        p.name
-                    ));
-                }
-                notes.insert(format!(
-                    "provider '{}': the algorithm allow-list {:?} has no equivalent; Istio accepts any algorithm the JWKS keys support",
-                    p.name, p.algorithms
-                ));
-                Value::Object(r)
-            })
-            .collect();
+        let rules: Vec<Value> = cfg.providers.iter().map(|p| jwt_rule(p, notes)).collect();
         if let Some(f) = &cfg.forward {
             if !f.claim_headers.is_empty() {
                 notes.insert("forward.claim_headers: use jwtRules[].outputClaimToHeaders (top-level claims only); not generated".into());

@@ -168,8 +168,26 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
         }
     };
 
-    let empty = Vec::new();
     let spec = doc.get("spec");
+    let components = load_components(spec, &scope_app, findings);
+    let (identity, identity_invalid) = load_identity(spec, &scope_app, findings);
+
+    Some(Application {
+        name,
+        namespace,
+        components,
+        identity,
+        identity_invalid,
+    })
+}
+
+/// `spec.components`, each read for its name, service account and traits.
+fn load_components(
+    spec: Option<&Value>,
+    scope_app: &Scope,
+    findings: &mut Vec<Finding>,
+) -> Vec<Component> {
+    let empty = Vec::new();
     let comps = match spec.and_then(|s| s.get("components")) {
         Some(Value::Array(list)) => list,
         Some(_) => {
@@ -195,7 +213,16 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
             components.push(comp);
         }
     }
+    components
+}
 
+/// The application's `mesh-identity` policy (at most one), and whether one
+/// is present but could not be read.
+fn load_identity(
+    spec: Option<&Value>,
+    scope_app: &Scope,
+    findings: &mut Vec<Finding>,
+) -> (Option<IdentityPolicy>, bool) {
     let mut identity: Option<IdentityPolicy> = None;
     let mut identity_invalid = false;
     let policies = match spec.and_then(|s| s.get("policies")) {
@@ -259,13 +286,93 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
         }
     }
 
-    Some(Application {
-        name,
-        namespace,
-        components,
-        identity,
-        identity_invalid,
-    })
+    (identity, identity_invalid)
+}
+
+/// A component's service account and where it was set (for messages).
+struct ServiceAccount {
+    name: String,
+    origin: String,
+}
+
+impl ServiceAccount {
+    /// `properties.serviceAccountName`, else `default`.
+    fn of_properties(c: &Value, path: &str, scope: &Scope, findings: &mut Vec<Finding>) -> Self {
+        let mut sa = ServiceAccount {
+            name: "default".to_string(),
+            origin: "default (no service-account trait or serviceAccountName)".to_string(),
+        };
+        let Some(v) = c
+            .get("properties")
+            .and_then(|p| p.get("serviceAccountName"))
+        else {
+            return sa;
+        };
+        match v.as_str() {
+            Some(s) if valid_dns_subdomain(s) => {
+                sa.name = s.to_string();
+                sa.origin = format!("{path}.properties.serviceAccountName");
+            }
+            _ => findings.push(Finding::error(
+                scope.clone(),
+                format!("{path}.properties.serviceAccountName"),
+                format!("{v}: a Kubernetes service account name"),
+            )),
+        }
+        sa
+    }
+
+    /// KubeVela's `service-account` trait, which wins over the property.
+    fn set_by_trait(&mut self, t: &Value, ppath: &str, scope: &Scope, findings: &mut Vec<Finding>) {
+        let name = t.get("properties").and_then(|p| p.get("name"));
+        match name.and_then(Value::as_str) {
+            Some(s) if valid_dns_subdomain(s) => {
+                if self.name != "default" && self.name != s {
+                    findings.push(Finding::warning(
+                        scope.clone(),
+                        format!("{ppath}.name"),
+                        format!(
+                            "service account '{s}' overrides serviceAccountName '{}'; the trait wins",
+                            self.name
+                        ),
+                    ));
+                }
+                self.name = s.to_string();
+                self.origin = format!("{ppath}.name");
+            }
+            _ => findings.push(Finding::error(
+                scope.clone(),
+                format!("{ppath}.name"),
+                "required: the service account name (lowercase letters, digits, '-', '.')",
+            )),
+        }
+    }
+}
+
+/// The properties of a `mesh-access` trait, read strictly; `None` (after a
+/// finding) when they cannot be read.
+fn read_access(
+    t: &Value,
+    ppath: String,
+    scope: &Scope,
+    findings: &mut Vec<Finding>,
+) -> Option<AccessTrait> {
+    let props = t.get("properties").cloned().unwrap_or(Value::Null);
+    if props.is_null() {
+        findings.push(Finding::error(
+            scope.clone(),
+            ppath,
+            "required: the trait needs at least 'rules'",
+        ));
+        return None;
+    }
+    match strict::<MeshAccess>(&props, &ppath) {
+        Ok(spec) => Some(AccessTrait { path: ppath, spec }),
+        Err((fpath, msg)) => {
+            findings.push(Finding::error(scope.clone(), fpath, msg));
+            None
+        }
+    }
 }
 
 fn load_component(
@@ -293,24 +400,7 @@ fn load_component(
         return None;
     }
 
-    let mut service_account = "default".to_string();
-    let mut origin = "default (no service-account trait or serviceAccountName)".to_string();
-    if let Some(sa) = c
-        .get("properties")
-        .and_then(|p| p.get("serviceAccountName"))
-    {
-        match sa.as_str() {
-            Some(s) if valid_dns_subdomain(s) => {
-                service_account = s.to_string();
-                origin = format!("{path}.properties.serviceAccountName");
-            }
-            _ => findings.push(Finding::error(
-                scope.clone(),
-                format!("{path}.properties.serviceAccountName"),
-                format!("{sa}: a Kubernetes service account name"),
-            )),
-        }
-    }
+    let mut sa = ServiceAccount::of_properties(c, &path, &scope, findings);
 
     let mut access: Option<AccessTrait> = None;
     let mut access_invalid = false;
@@ -339,47 +429,12 @@ fn load_component(
                     ));
                     continue;
                 }
-                let props = t.get("properties").cloned().unwrap_or(Value::Null);
-                if props.is_null() {
-                    access_invalid = true;
-                    findings.push(Finding::error(
-                        scope.clone(),
-                        ppath,
-                        "required: the trait needs at least 'rules'",
-                    ));
-                    continue;
-                }
-                match strict::<MeshAccess>(&props, &ppath) {
-                    Ok(spec) => access = Some(AccessTrait { path: ppath, spec }),
-                    Err((fpath, msg)) => {
-                        access_invalid = true;
-                        findings.push(Finding::error(scope.clone(), fpath, msg))
-                    }
+                match read_access(t, ppath, &scope, findings) {
+                    Some(a) => access = Some(a),
+                    None => access_invalid = true,
                 }
             }
-            Some(TRAIT_SERVICE_ACCOUNT) => {
-                let sa = t.get("properties").and_then(|p| p.get("name"));
-                match sa.and_then(Value::as_str) {
-                    Some(s) if valid_dns_subdomain(s) => {
-                        if service_account != "default" && service_account != s {
-                            findings.push(Finding::warning(
-                                scope.clone(),
-                                format!("{ppath}.name"),
-                                format!(
-                                    "service account '{s}' overrides serviceAccountName '{service_account}'; the trait wins"
-                                ),
-                            ));
-                        }
-                        service_account = s.to_string();
-                        origin = format!("{ppath}.name");
-                    }
-                    _ => findings.push(Finding::error(
-                        scope.clone(),
-                        format!("{ppath}.name"),
-                        "required: the service account name (lowercase letters, digits, '-', '.')",
-                    )),
-                }
-            }
+            Some(TRAIT_SERVICE_ACCOUNT) => sa.set_by_trait(t, &ppath, &scope, findings),
             Some(POLICY_MESH_IDENTITY) => findings.push(Finding::error(
                 scope.clone(),
                 format!("{tpath}.type"),
@@ -391,8 +446,8 @@ fn load_component(
     Some(Component {
         name: name.to_string(),
         path,
-        service_account,
-        service_account_origin: origin,
+        service_account: sa.name,
+        service_account_origin: sa.origin,
         access,
         access_invalid,
     })

@@ -304,6 +304,53 @@ pub fn lower_identity<'a>(app: &Application, ctx: &IdentityCtx<'a>, opts: &Optio
     }
 }
 
+/// The component's roles, then the shared roles its rules name (each
+/// with its OAM path in `paths.roles`), and the OAM role behind each.
+fn component_roles<'a>(
+    app: &Application,
+    access: &'a AccessTrait,
+    ctx: &IdentityCtx<'a>,
+    scope: &Scope,
+    paths: &mut PathMap,
+    findings: &mut Vec<Finding>,
+) -> (Vec<RoleConfig>, Vec<&'a AccessRole>) {
+    let spec = &access.spec;
+    let root = &access.path;
+    let mut roles = Vec::new();
+    let mut origin: Vec<&AccessRole> = Vec::new();
+    for (i, r) in spec.roles.iter().enumerate() {
+        let rpath = format!("{root}.roles[{i}]");
+        if let Some(shared) = ctx.spec.roles.iter().position(|s| s.name == r.name) {
+            findings.push(Finding::error(
+                scope.clone(),
+                format!("{rpath}.name"),
+                format!(
+                    "role '{}' is also a shared role ({}.roles[{shared}]); rename one so rules are unambiguous",
+                    r.name, ctx.path
+                ),
+            ));
+        }
+        check_role_refs(app, r, &rpath, scope, findings);
+        roles.push(role_config(app, r));
+        origin.push(r);
+        paths.roles.push(rpath);
+    }
+    let used: BTreeSet<&str> = spec
+        .rules
+        .iter()
+        .flat_map(|r| r.roles.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    for (i, r) in ctx.spec.roles.iter().enumerate() {
+        if used.contains(r.name.as_str()) && !spec.roles.iter().any(|l| l.name == r.name) {
+            roles.push(role_config(app, r));
+            origin.push(r);
+            paths.roles.push(format!("{}.roles[{i}]", ctx.path));
+        }
+    }
+    (roles, origin)
+}
+
 /// One protected component: its roles, then the shared roles its rules
 /// name; the providers those roles need; its rules as written.
 pub fn lower_component<'a>(
@@ -322,38 +369,7 @@ pub fn lower_component<'a>(
         identity: ctx.path.clone(),
         ..PathMap::default()
     };
-    let mut roles = Vec::new();
-    let mut origin: Vec<&AccessRole> = Vec::new();
-    for (i, r) in spec.roles.iter().enumerate() {
-        let rpath = format!("{root}.roles[{i}]");
-        if let Some(shared) = ctx.spec.roles.iter().position(|s| s.name == r.name) {
-            findings.push(Finding::error(
-                scope.clone(),
-                format!("{rpath}.name"),
-                format!(
-                    "role '{}' is also a shared role ({}.roles[{shared}]); rename one so rules are unambiguous",
-                    r.name, ctx.path
-                ),
-            ));
-        }
-        check_role_refs(app, r, &rpath, &scope, &mut findings);
-        roles.push(role_config(app, r));
-        origin.push(r);
-        paths.roles.push(rpath);
-    }
-    let used: BTreeSet<&str> = spec
-        .rules
-        .iter()
-        .flat_map(|r| r.roles.iter().flatten())
-        .map(String::as_str)
-        .collect();
-    for (i, r) in ctx.spec.roles.iter().enumerate() {
-        if used.contains(r.name.as_str()) && !spec.roles.iter().any(|l| l.name == r.name) {
-            roles.push(role_config(app, r));
-            origin.push(r);
-            paths.roles.push(format!("{}.roles[{i}]", ctx.path));
-        }
-    }
+    let (roles, origin) = component_roles(app, access, ctx, &scope, &mut paths, &mut findings);
     let needed: BTreeSet<&str> = roles
         .iter()
         .filter_map(|r| r.jwt.as_ref().map(|j| j.provider.as_str()))

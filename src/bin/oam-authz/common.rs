@@ -1,9 +1,34 @@
 //! What every subcommand shares: reading files, loading and compiling
 //! applications, and the usage/I-O error type.
 
+use clap::ValueEnum;
 use oam_authz::oam::{compile_app, load_str, Application, CompiledComponent, Finding, Options};
+use oam_authz::Mode;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// `--mode`: enforce or audit.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Enforce,
+    Audit,
+}
+
+impl ModeArg {
+    pub fn mode(self) -> Mode {
+        match self {
+            ModeArg::Enforce => Mode::Enforce,
+            ModeArg::Audit => Mode::Audit,
+        }
+    }
+}
+
+/// `--output`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
 
 /// A usage or I/O error: printed as `error: …`, exit code 2.
 pub struct Fatal(pub String);

@@ -1,7 +1,6 @@
 //! `oam-authz compile`: WasmPlugin resources (or plain plugin configs).
 
-use crate::common::{load_clean, Fatal};
-use crate::ModeArg;
+use crate::common::{load_clean, Fatal, ModeArg};
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{join_stdout, render, Format, Options, PluginSettings};
 use sha2::{Digest, Sha256};

@@ -1,7 +1,6 @@
 //! `oam-authz validate`: every finding of every file, for people or CI.
 
-use crate::common::{load, Fatal};
-use crate::Output;
+use crate::common::{load, Fatal, Output};
 use clap::Args;
 use oam_authz::oam::{FindingJson, Options};
 use std::path::PathBuf;
