@@ -68,12 +68,14 @@ test-istio-schema: cli
 test: test-native test-wasm test-istio-schema e2e bench-smoke
 
 # Source checks: formatting, clippy (natively and for wasm32), no import
-# cycle between modules, no long function without a reason (the two
-# checkers are tested first, so a broken checker cannot pass silently).
+# cycle between modules, no long function without a reason, no comment
+# citing a missing file or heading (the checkers are tested first, so a
+# broken checker cannot pass silently).
 lint: toolchain
 	python3 test-harness/tools/test_tools.py
 	python3 test-harness/tools/modcycles.py src
 	python3 test-harness/tools/fnlength.py src
+	python3 test-harness/tools/citations.py src tests benches
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --target $(WASM_TARGET) -- -D warnings

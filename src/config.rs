@@ -3,7 +3,7 @@
 //! These types mirror the JSON one-to-one and are parsed strictly: every struct
 //! denies unknown fields, so a typo or a field from a newer schema is refused
 //! instead of silently widening access (CVE-2022-21679 class). Semantic checks
-//! and compilation live in `compile`; nothing here is trusted until compiled.
+//! live in `policy` (`Policy::check`); nothing here is trusted until compiled.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -89,7 +89,7 @@ pub struct ProviderConfig {
     pub forward_token: bool,
 }
 
-/// A JWKS the filter fetches itself (README "Key management").
+/// A JWKS the filter fetches itself (docs/operations.md "Key management").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwksConfig {

@@ -1,6 +1,6 @@
 //! Compact-JWS verification, cheapest checks first.
 //!
-//! Signature math costs 0.2–2 ms in wasm (see docs/performance), so a flood of
+//! Signature math costs 0.2–2 ms in wasm (see docs/performance.md), so a flood of
 //! unique garbage tokens must be turned away by size, structure, `alg`, `kid`,
 //! `iss`, `aud` and time checks before any of it runs. Every step fails closed
 //! with a distinct [`TokenError`] whose [`code`](TokenError::code) is stable

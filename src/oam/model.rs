@@ -172,7 +172,7 @@ pub struct ProviderSpec {
 }
 
 /// `remoteJwks` of a provider: the filter fetches the key set itself
-/// (README "Key management"). Maps one-to-one onto the plugin
+/// (docs/operations.md "Key management"). Maps one-to-one onto the plugin
 /// configuration's `remote_jwks`; ranges and defaults are the engine's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

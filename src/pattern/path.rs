@@ -123,7 +123,7 @@ pub enum Seg {
     Rest,
 }
 
-/// A compiled path pattern. See README "Path, host and method patterns".
+/// A compiled path pattern. See docs/policy.md "Path, host and method patterns".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathPattern {
     Any,

@@ -142,7 +142,7 @@ enum Selector {
     },
 }
 
-/// A compiled principal pattern. See README "Principal patterns".
+/// A compiled principal pattern. See docs/policy.md "Principal patterns".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalPattern {
     scope: DomainScope,

@@ -72,5 +72,22 @@ class FnLength(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout)
 
 
+class Citations(unittest.TestCase):
+    def test_missing_path_and_heading(self):
+        tool = os.path.join(HERE, "citations.py")
+        d = tempfile.mkdtemp()
+        os.makedirs(os.path.join(d, "docs"))
+        os.makedirs(os.path.join(d, "src"))
+        with open(os.path.join(d, "docs", "a.md"), "w") as f:
+            f.write("# A\n## Key management\n")
+        def check(comment):
+            with open(os.path.join(d, "src", "lib.rs"), "w") as f:
+                f.write(comment + "\nfn f() {}\n")
+            return subprocess.run([sys.executable, tool, "src"], cwd=d, capture_output=True, text=True)
+        self.assertEqual(check('// see docs/a.md "Key management"').returncode, 0)
+        self.assertEqual(check("// see docs/b.md").returncode, 1)
+        self.assertEqual(check('// see docs/a.md "Keys"').returncode, 1)
+
+
 if __name__ == "__main__":
     unittest.main()
