@@ -5,7 +5,7 @@
 
 #![allow(clippy::panic, clippy::indexing_slicing)] // a benchmark, not filter code
 
-use oam_authz::{decide, Policy, Request, TokenCache};
+use oam_authz::{decide, Headers, Policy, Request, TokenCache};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -58,7 +58,7 @@ fn main() {
         let policy =
             Policy::from_json(&text).unwrap_or_else(|e| panic!("bench policy invalid: {e}"));
         let load = t.elapsed();
-        let headers = vec![("user-agent".to_string(), "bench".to_string())];
+        let headers = Headers::from_pairs(&[("user-agent", "bench")]);
         let last = n - 1;
         let path = format!("/svc{last}/items/42");
         let peer = format!("spiffe://cluster.local/ns/ns{k}/sa/sa{k}", k = last % 50);

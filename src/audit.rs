@@ -3,13 +3,13 @@
 
 use crate::config::Mode;
 use crate::decision::Decision;
+use crate::json::write::Object;
 use crate::policy::Policy;
-use serde::Serialize;
 
 /// Prefix of every audit line in Envoy's log, so operators can grep for it.
 pub const AUDIT_PREFIX: &str = "oam-authz-audit ";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct AuditEvent<'a> {
     pub ts: String,
     pub request_id: &'a str,
@@ -72,10 +72,29 @@ pub fn event<'a>(
     }
 }
 
-/// The audit line, prefix included.
+/// The audit line, prefix included: one compact JSON object, fields in a
+/// fixed order.
 pub fn line(ev: &AuditEvent<'_>) -> String {
-    let json = serde_json::to_string(ev).unwrap_or_else(|_| String::from("{}"));
-    format!("{AUDIT_PREFIX}{json}")
+    let mut out = String::with_capacity(320);
+    out.push_str(AUDIT_PREFIX);
+    Object::new(&mut out)
+        .str("ts", &ev.ts)
+        .str("request_id", ev.request_id)
+        .str("policy", ev.policy)
+        .str("mode", ev.mode)
+        .str("decision", ev.decision)
+        .u64("status", u64::from(ev.status))
+        .str("reason", ev.reason)
+        .opt_str("rule", ev.rule)
+        .strs("roles", ev.roles.iter().copied())
+        .opt_str("peer", ev.peer.as_deref())
+        .opt_str("iss", ev.iss)
+        .opt_str("sub", ev.sub)
+        .str("method", ev.method)
+        .str("host", ev.host)
+        .str("path", ev.path)
+        .end();
+    out
 }
 
 /// `2026-11-22T03:07:30.123Z` from Unix milliseconds (proleptic Gregorian, UTC).

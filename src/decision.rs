@@ -2,6 +2,7 @@
 //! request gets. A `Decision` is final when the engine returns it: the
 //! filter, `explain`, `test` and the audit event all read it as is.
 
+use crate::json::write::Object;
 use crate::jwt::{TokenError, VerifiedToken};
 use crate::pattern::path::PathError;
 use crate::pattern::spiffe::SpiffeId;
@@ -63,18 +64,31 @@ impl Reason {
         )
     }
 
-    /// Every denial code, for pre-defining one counter per reason.
+    /// Every denial code, for pre-defining one counter per reason; a
+    /// denial's [`denial_index`](Reason::denial_index) is its position here.
     pub fn all_denial_codes() -> Vec<&'static str> {
-        let mut v = vec![
-            "path_not_canonical",
-            "multiple_tokens",
-            "token_missing",
-            "denied_by_rule",
-            "role_required",
-            "no_matching_rule",
-        ];
+        let mut v = OWN_DENIALS.to_vec();
         v.extend(TokenError::CODES);
         v
+    }
+
+    /// The position of this denial's code in [`all_denial_codes`](Reason::all_denial_codes);
+    /// `None` for an allow.
+    pub fn denial_index(&self) -> Option<usize> {
+        let own = |i| Some(i);
+        match self {
+            Reason::RoleGranted | Reason::PublicRule => None,
+            Reason::PathNotCanonical(_) => own(0),
+            Reason::MultipleTokens => own(1),
+            Reason::TokenMissing => own(2),
+            Reason::DeniedByRule => own(3),
+            Reason::RoleRequired => own(4),
+            Reason::NoMatchingRule => own(5),
+            Reason::InvalidToken(e) => TokenError::CODES
+                .iter()
+                .position(|c| *c == e.code())
+                .map(|i| OWN_DENIALS.len() + i),
+        }
     }
 
     /// The `WWW-Authenticate` challenge of a 400/401 (RFC 6750 §3).
@@ -89,6 +103,16 @@ impl Reason {
         }
     }
 }
+
+/// The denial codes that are not token errors, in `denial_index` order.
+const OWN_DENIALS: [&str; 6] = [
+    "path_not_canonical",
+    "multiple_tokens",
+    "token_missing",
+    "denied_by_rule",
+    "role_required",
+    "no_matching_rule",
+];
 
 #[derive(Debug, Clone)]
 pub struct TokenIdentity {
@@ -149,9 +173,12 @@ impl Decision {
             503 => "unavailable",
             _ => "forbidden",
         };
-        let body =
-            serde_json::json!({ "error": error, "reason": self.reason.code(), "request_id": request_id })
-                .to_string();
+        let mut body = String::with_capacity(96);
+        Object::new(&mut body)
+            .str("error", error)
+            .str("reason", self.reason.code())
+            .str("request_id", request_id)
+            .end();
         let mut headers = vec![
             ("content-type", "application/json"),
             ("x-oam-authz-reason", self.reason.code()),

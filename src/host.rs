@@ -6,7 +6,9 @@
 //! concern, so a test implements only what it uses. Host calls cost about
 //! 0.1-0.3 µs each in V8, so each method here is one call, not a loop.
 //!
-//! This module depends on nothing else in the crate.
+//! This module depends only on the header buffer type it hands over.
+
+use crate::request::headers::Headers;
 
 /// Log severity, as far as the filter uses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,16 +40,16 @@ pub trait Log {
 /// Counters and gauges in the host's stats (`/stats`, Prometheus).
 pub trait Metrics {
     fn define_counter(&mut self, name: &str) -> Option<u32>;
-    fn increment_counter(&self, id: u32);
+    /// Add `n` to a counter.
+    fn add_counter(&self, id: u32, n: u64);
     fn define_gauge(&mut self, name: &str) -> Option<u32>;
     fn set_gauge(&self, id: u32, value: u64);
 }
 
 /// The request being decided: its headers, edits to them, a local reply.
 pub trait RequestIo {
-    /// All request headers, lowercase names, values as sent. A value that is
-    /// not valid UTF-8 is replaced by "\0", which every check here rejects.
-    fn request_headers(&self) -> Vec<(String, String)>;
+    /// All request headers, lowercase names, values as sent, in one read.
+    fn request_headers(&self) -> Headers;
     /// Set (`Some`) or remove (`None`) a request header (`:path` included).
     fn set_request_header(&mut self, name: &str, value: Option<&str>);
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str);

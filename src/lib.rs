@@ -23,6 +23,7 @@ mod engine;
 mod error;
 mod handler;
 mod host;
+mod json;
 mod jwt;
 mod keys;
 mod pattern;
@@ -47,6 +48,7 @@ pub use engine::{decide, Request};
 pub use error::{Diagnostic, Diagnostics, FieldPath, Naming, Severity};
 pub use jwt::{TokenError, VerifiedToken};
 pub use policy::Policy;
+pub use request::headers::Headers;
 
 /// The parsers that read untrusted input, for the fuzz targets.
 pub mod parsers {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::host::{Clock, Crypto, Level, Log, Metrics, PeerIdentity, RequestIo};
+use crate::request::headers::Headers;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -89,9 +90,9 @@ impl Metrics for FakeMetrics {
         c.push((name.to_string(), 0));
         u32::try_from(c.len() - 1).ok()
     }
-    fn increment_counter(&self, id: u32) {
+    fn add_counter(&self, id: u32, n: u64) {
         if let Some(c) = self.counters.borrow_mut().get_mut(id as usize) {
-            c.1 += 1;
+            c.1 += n;
         }
     }
     fn define_gauge(&mut self, name: &str) -> Option<u32> {
@@ -127,8 +128,8 @@ impl FakeRequest {
 }
 
 impl RequestIo for FakeRequest {
-    fn request_headers(&self) -> Vec<(String, String)> {
-        self.headers.clone()
+    fn request_headers(&self) -> Headers {
+        Headers::from_pairs(&self.headers)
     }
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
         self.headers.retain(|(k, _)| k != name);
@@ -175,14 +176,14 @@ macro_rules! impl_host {
     (@one $t:ty, $f:ident, Metrics) => {
         impl $crate::host::Metrics for $t {
             fn define_counter(&mut self, name: &str) -> Option<u32> { self.$f.define_counter(name) }
-            fn increment_counter(&self, id: u32) { self.$f.increment_counter(id) }
+            fn add_counter(&self, id: u32, n: u64) { self.$f.add_counter(id, n) }
             fn define_gauge(&mut self, name: &str) -> Option<u32> { self.$f.define_gauge(name) }
             fn set_gauge(&self, id: u32, value: u64) { self.$f.set_gauge(id, value) }
         }
     };
     (@one $t:ty, $f:ident, RequestIo) => {
         impl $crate::host::RequestIo for $t {
-            fn request_headers(&self) -> Vec<(String, String)> { self.$f.request_headers() }
+            fn request_headers(&self) -> $crate::request::headers::Headers { self.$f.request_headers() }
             fn set_request_header(&mut self, name: &str, value: Option<&str>) {
                 self.$f.set_request_header(name, value)
             }

@@ -13,6 +13,7 @@ use crate::host::{
 use crate::jwt::native;
 use crate::keys::manager::{KeyManager, Response};
 use crate::keys::{MAX_JWKS_BYTES, TICK_MS};
+use crate::request::headers::Headers;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
@@ -30,20 +31,37 @@ fn to_log_level(l: Level) -> LogLevel {
     }
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    /// The proxy-wasm ABI call behind the SDK's `get_map_bytes`, whose
+    /// wrappers panic on an unexpected status and copy every header.
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+}
+
+/// Every header in one call, as the host encoded them (no copy per header).
+fn header_map(map: MapType) -> Headers {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer it obtained from our
+    // `proxy_on_memory_allocate` (the SDK's: a boxed `[u8]` of exactly
+    // `size` bytes) and its size; we take ownership of it exactly once, as
+    // the SDK's own `get_map_bytes` does.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+    if status != 0 || data.is_null() {
+        return Headers::default();
+    }
+    // SAFETY: see above; `size` bytes at `data` are initialized by the host.
+    let buf = unsafe { Vec::from_raw_parts(data, size, size) };
+    Headers::from_proxy_wasm(buf)
+}
+
 impl RequestIo for WasmHost {
-    fn request_headers(&self) -> Vec<(String, String)> {
-        match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
-            Ok(pairs) => pairs
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        String::from_utf8(v).unwrap_or_else(|_| String::from("\0")),
-                    )
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+    fn request_headers(&self) -> Headers {
+        header_map(MapType::HttpRequestHeaders)
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
@@ -67,11 +85,9 @@ impl RequestIo for WasmHost {
 
 impl PeerIdentity for WasmHost {
     fn peer_uri_san(&self) -> Option<String> {
-        // Only a verified client certificate counts; the flag is 1 byte.
-        let mtls = matches!(hostcalls::get_property(vec!["connection", "mtls"]), Ok(Some(b)) if b.first() == Some(&1));
-        if !mtls {
-            return None;
-        }
+        // Envoy has a peer certificate only on a TLS connection whose client
+        // presented one that passed validation, so the SAN read alone (one
+        // call, not two) is the mTLS check: no certificate, no SAN.
         match hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"]) {
             Ok(Some(bytes)) => String::from_utf8(bytes).ok().filter(|s| !s.is_empty()),
             _ => None,
@@ -107,8 +123,8 @@ impl Metrics for WasmHost {
         hostcalls::define_metric(MetricType::Counter, name).ok()
     }
 
-    fn increment_counter(&self, id: u32) {
-        let _ = hostcalls::increment_metric(id, 1);
+    fn add_counter(&self, id: u32, n: u64) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     fn define_gauge(&mut self, name: &str) -> Option<u32> {
@@ -216,6 +232,15 @@ impl Root {
 }
 
 impl Context for Root {
+    /// The VM is going away (shutdown, or a new plugin instance): nothing
+    /// counted or audited may be lost.
+    fn on_done(&mut self) -> bool {
+        if let Some(loaded) = &self.loaded {
+            handler::flush(&mut WasmHost, loaded);
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -263,6 +288,10 @@ impl RootContext for Root {
         )
         .ok()
         .flatten();
+        // What the previous policy still owes the host goes out first.
+        if let Some(old) = &self.loaded {
+            handler::flush(&mut WasmHost, old);
+        }
         match handler::configure(&mut WasmHost, config.as_deref()) {
             Ok(loaded) => {
                 // Key sets already fetched (by another worker, or for the
@@ -270,7 +299,8 @@ impl RootContext for Root {
                 let seed = self.seed();
                 self.keys = KeyManager::new(&mut WasmHost, loaded.policy.remote_sources(), seed);
                 self.loaded = Some(Rc::new(loaded));
-                self.set_ticking(self.keys.is_some());
+                // Every VM ticks: counters and audit lines are flushed on it.
+                self.set_ticking(true);
                 true
             }
             Err(_) => {
@@ -287,6 +317,9 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         if let Some(keys) = self.keys.as_mut() {
             keys.tick(&mut WasmHost);
+        }
+        if let Some(loaded) = &self.loaded {
+            handler::flush(&mut WasmHost, loaded);
         }
     }
 

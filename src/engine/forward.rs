@@ -3,31 +3,24 @@
 //! Pure: the handler applies the edits.
 
 use crate::decision::Decision;
+use crate::json::write::scalar_text;
 use crate::policy::claims::lookup;
 use crate::policy::Policy;
+use crate::request::headers::Headers;
 use crate::request::token::{self, Edit};
-use serde_json::Value;
 
 /// Headers the filter emits (and the operator's extra list) that the
 /// client sent: removed first, on every request, whatever the decision.
-pub fn spoofed<'p>(
-    policy: &'p Policy,
-    headers: &'p [(String, String)],
-) -> impl Iterator<Item = &'p str> + 'p {
+pub fn spoofed<'p>(policy: &'p Policy, headers: &'p Headers) -> impl Iterator<Item = &'p str> + 'p {
     policy
         .strip_headers
         .iter()
-        .filter(|name| headers.iter().any(|(k, _)| k == *name))
+        .filter(|name| headers.contains(name))
         .map(String::as_str)
 }
 
 /// The edits for a request that goes upstream (allowed, or audit mode).
-pub fn upstream(
-    policy: &Policy,
-    d: &Decision,
-    headers: &[(String, String)],
-    path: &str,
-) -> Vec<Edit> {
+pub fn upstream(policy: &Policy, d: &Decision, headers: &Headers, path: &str) -> Vec<Edit> {
     let mut edits = Vec::new();
     let keep_token = d
         .identity
@@ -50,11 +43,7 @@ pub fn upstream(
             edits.push(Edit::Set(h.clone(), t.token.issuer.clone()));
         }
         for (h, claim) in &f.claim_headers {
-            let value = match lookup(&t.token.claims, claim) {
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
-                _ => None,
-            };
+            let value = lookup(&t.token.claims, claim).and_then(scalar_text);
             // A claim value must never inject a header (CVE-2023-27493 class).
             if let Some(v) = value.filter(|v| !v.chars().any(char::is_control)) {
                 edits.push(Edit::Set(h.clone(), v));

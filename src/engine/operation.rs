@@ -5,6 +5,7 @@ use crate::decision::Reason;
 use crate::host::SignatureBackend;
 use crate::pattern::hostname::normalize_host;
 use crate::pattern::path::canonical_path;
+use crate::request::headers::Headers;
 
 /// The facts the engine needs about one request.
 #[derive(Debug, Clone, Copy)]
@@ -15,7 +16,7 @@ pub struct Request<'a> {
     /// Raw `:authority`.
     pub host: &'a str,
     /// All request headers, names lowercase (as Envoy hands them to filters).
-    pub headers: &'a [(String, String)],
+    pub headers: &'a Headers,
     /// URI SAN of the verified peer certificate; `None` without mTLS.
     pub peer: Option<&'a str>,
     /// Unix time in seconds, from the host clock.

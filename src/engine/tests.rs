@@ -8,6 +8,7 @@ use super::*;
 use crate::config::Mode;
 use crate::engine::trace::{Condition, TokenCheck};
 use crate::policy::Policy;
+use crate::request::headers::Headers;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jwt_simple::prelude::*;
@@ -184,11 +185,7 @@ impl Case {
 }
 
 fn run(policy: &Policy, c: &Case) -> Decision {
-    let headers: Vec<(String, String)> = c
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+    let headers = Headers::from_pairs(&c.headers);
     let req = Request {
         method: c.method,
         path: c.path,
@@ -468,7 +465,7 @@ fn decision_table() {
 fn query_token_is_found_and_verified() {
     let admin = okta_token(json!({"groups": ["admins"]}));
     let path = format!("/admin/x?access_token={admin}&page=2");
-    let headers = vec![];
+    let headers = Headers::default();
     let req = Request {
         method: "GET",
         path: &path,
@@ -529,7 +526,7 @@ fn statuses_follow_reasons() {
 fn explain_trace_names_failing_conditions() {
     let f = fx();
     let tok = gitlab_token(json!({"ref_protected": "false"}));
-    let headers = vec![("authorization".to_string(), format!("Bearer {tok}"))];
+    let headers = Headers::from_pairs(&[("authorization", format!("Bearer {tok}"))]);
     let req = Request {
         method: "POST",
         path: "/deploy",

@@ -1,7 +1,12 @@
 //! The filter's request handling against the `FakeHost` double (`testing.rs`): header
 //! stripping, forwarding, local replies, audit lines and counters.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::type_complexity,
+    clippy::panic
+)]
 
 use super::*;
 use crate::engine::tests::{fx, gitlab_token, okta_token, policy_json, DEPLOYER, FRONTEND, NOW};
@@ -39,13 +44,24 @@ fn request(
     host.log.clear();
 }
 
+/// One request, then the tick's flush (counters and audit lines land there).
+fn run(host: &mut FakeHost, l: &Loaded) -> Verdict {
+    let v = on_request_headers(host, l);
+    flush(host, l);
+    v
+}
+
 fn audit_events(host: &FakeHost) -> Vec<Value> {
     host.log
         .lines
         .borrow()
         .iter()
-        .filter_map(|(_, l)| l.strip_prefix(crate::audit::AUDIT_PREFIX))
-        .map(|j| serde_json::from_str(j).unwrap())
+        .flat_map(|(_, l)| l.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|l| {
+            l.strip_prefix(crate::audit::AUDIT_PREFIX)
+                .map(str::to_string)
+        })
+        .map(|j| serde_json::from_str(&j).unwrap())
         .collect()
 }
 
@@ -69,7 +85,7 @@ fn allowed_request_strips_spoofed_headers_and_forwards_identity() {
             ("x-oam-project", "spoofed"),
         ],
     );
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(run(&mut host, &l), Verdict::Continue);
     assert!(host.request.sent.is_none());
     assert_eq!(host.request.header("x-oam-principal"), vec![DEPLOYER]);
     assert_eq!(host.request.header("x-oam-roles"), vec!["release"]);
@@ -110,7 +126,7 @@ fn spoofed_headers_are_stripped_even_on_public_and_denied_paths() {
             ("x-oam-subject", "root"),
         ],
     );
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(run(&mut host, &l), Verdict::Continue);
     assert!(host.request.header("x-oam-principal").is_empty());
     assert!(host.request.header("x-oam-subject").is_empty());
 }
@@ -144,7 +160,7 @@ fn denial_sends_json_reason_and_www_authenticate() {
     for (extra, code, status, www) in cases {
         let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
         request(&mut host, "GET", "/admin/users", None, &extra);
-        assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop, "{code}");
+        assert_eq!(run(&mut host, &l), Verdict::Stop, "{code}");
         let (st, hdrs, body) = host.request.sent.clone().unwrap();
         assert_eq!(st, status, "{code}");
         let body: Value = serde_json::from_str(&body).unwrap();
@@ -165,7 +181,7 @@ fn denial_sends_json_reason_and_www_authenticate() {
         );
     }
     request(&mut host, "GET", "//admin", None, &[]);
-    on_request_headers(&mut host, &l);
+    run(&mut host, &l);
     assert_eq!(host.request.sent.as_ref().unwrap().0, 400);
 }
 
@@ -179,7 +195,7 @@ fn audit_mode_passes_and_counts_would_deny() {
         Some(FRONTEND),
         &[("x-oam-roles", "admin")],
     );
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(run(&mut host, &l), Verdict::Continue);
     assert!(host.request.sent.is_none());
     // The spoofed value is gone; the proven roles are forwarded.
     assert_eq!(host.request.header("x-oam-roles"), vec!["frontend,shop-ns"]);
@@ -202,7 +218,7 @@ fn query_and_cookie_tokens_are_removed_upstream() {
     let tok = okta_token(json!({"groups": ["admins"]}));
     let path = format!("/admin/x?a=1&access_token={tok}&b=2");
     request(&mut host, "GET", &path, None, &[]);
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(run(&mut host, &l), Verdict::Continue);
     assert_eq!(host.request.header(":path"), vec!["/admin/x?a=1&b=2"]);
     let ev = audit_events(&host);
     assert_eq!(
@@ -212,7 +228,7 @@ fn query_and_cookie_tokens_are_removed_upstream() {
 
     let cookie = format!("theme=dark; okta_token={tok}; lang=en");
     request(&mut host, "GET", "/admin/x", None, &[("cookie", &cookie)]);
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(run(&mut host, &l), Verdict::Continue);
     assert_eq!(host.request.header("cookie"), vec!["theme=dark; lang=en"]);
 }
 
@@ -240,7 +256,10 @@ fn bad_configs_are_refused_naming_the_field() {
         c.to_string()
     };
     let cases: Vec<(String, &str)> = vec![
-        ("not json".into(), "expected ident"),
+        (
+            "not json".into(),
+            "invalid JSON: expected a value at line 1 column 1",
+        ),
         (
             mutate(&["schema_version"], json!(2)),
             "schema_version: schema_version 2 is not supported",
@@ -359,7 +378,7 @@ fn repeated_token_is_served_from_the_cache_until_exp() {
             None,
             &[("authorization", &bearer)],
         );
-        assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+        assert_eq!(run(&mut host, &l), Verdict::Continue);
     }
     assert_eq!((l.cache.borrow().hits(), l.cache.borrow().misses()), (2, 1));
     // At exp the cached entry is not used: the token is re-verified and refused.
@@ -371,7 +390,7 @@ fn repeated_token_is_served_from_the_cache_until_exp() {
         &[("authorization", &bearer)],
     );
     host.clock.set((NOW + 2) * 1000 + 31_000); // past exp + default 30 s skew
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop);
+    assert_eq!(run(&mut host, &l), Verdict::Stop);
     assert_eq!(host.request.sent.as_ref().unwrap().0, 401);
     // A different (tampered) token never hits another token's entry.
     let mut forged = tok.clone();
@@ -384,19 +403,93 @@ fn repeated_token_is_served_from_the_cache_until_exp() {
         None,
         &[("authorization", &format!("Bearer {forged}"))],
     );
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Stop);
+    assert_eq!(run(&mut host, &l), Verdict::Stop);
 }
 
 #[test]
 fn no_audit_line_is_built_when_info_logs_are_off() {
     let (mut host, l) = loaded("enforce");
+    // The level is read at load and on every tick.
     host.log.quiet = true;
+    flush(&mut host, &l);
     request(&mut host, "GET", "/healthz", None, &[]);
-    assert_eq!(on_request_headers(&mut host, &l), Verdict::Continue);
+    assert_eq!(run(&mut host, &l), Verdict::Continue);
     assert!(audit_events(&host).is_empty());
     assert_eq!(
         host.metrics.counter("oam_authz.allowed"),
         1,
         "metrics still count"
     );
+}
+
+#[test]
+fn crypto_plan_refuses_what_this_build_cannot_verify() {
+    let f = fx();
+    let base: Value = serde_json::from_str(&policy_json(&f.gitlab, &f.okta, "enforce")).unwrap();
+    let with = |algs: &[&str], backend: &str| {
+        // Provider 0 keeps its EdDSA key; the extra algorithms only need to parse.
+        let mut c = base.clone();
+        let mut list: Vec<Value> = vec![json!("EdDSA")];
+        list.extend(algs.iter().map(|a| json!(a)));
+        c["providers"][0]["algorithms"] = Value::Array(list);
+        c["signature_backend"] = json!(backend);
+        Policy::from_json(&c.to_string()).unwrap()
+    };
+    type Case = (
+        &'static [&'static str],
+        &'static str,
+        bool,
+        bool,
+        Option<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        // (extra algorithms, backend, host works, software crypto, refusal)
+        (&[], "auto", false, false, None),
+        (&["RS256"], "auto", true, false, None),
+        (
+            &["RS256"],
+            "auto",
+            false,
+            false,
+            Some("providers[0].algorithms: RS256 needs Envoy's verify_signature"),
+        ),
+        (&["RS256"], "auto", false, true, None),
+        (
+            &["PS256"],
+            "auto",
+            true,
+            false,
+            Some("providers[0].algorithms: PS256 needs the full module build"),
+        ),
+        (&["PS256"], "auto", true, true, None),
+        (
+            &["ES256"],
+            "wasm",
+            false,
+            false,
+            Some("signature_backend: 'wasm' needs the full module build"),
+        ),
+        (&["ES256"], "wasm", false, true, None),
+        (
+            &["ES256"],
+            "host",
+            false,
+            true,
+            Some("signature_backend: 'host' needs Envoy's verify_signature"),
+        ),
+        (&["ES256"], "host", true, false, None),
+    ];
+    for (algs, backend, host_works, software, want) in cases {
+        let p = with(algs, backend);
+        let got = crypto_plan(&p, host_works, software)
+            .err()
+            .map(|e| e.to_string());
+        match (want, got) {
+            (None, None) => {}
+            (Some(w), Some(g)) => assert!(g.starts_with(w), "{algs:?} {backend}: {g}"),
+            (w, g) => {
+                panic!("{algs:?} {backend} host={host_works} sw={software}: want {w:?}, got {g:?}")
+            }
+        }
+    }
 }

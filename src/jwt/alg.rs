@@ -101,6 +101,16 @@ impl Alg {
         }
     }
 
+    /// RSA-PSS: only the software verifier has it.
+    pub fn is_pss(self) -> bool {
+        matches!(self, Alg::PS256 | Alg::PS384 | Alg::PS512)
+    }
+
+    /// Ed25519: always verified in wasm.
+    pub fn is_eddsa(self) -> bool {
+        self == Alg::EdDSA
+    }
+
     /// The key family this algorithm verifies with.
     pub fn family(self) -> KeyFamily {
         match self {

@@ -11,10 +11,12 @@
 //! dropping it would turn into "every token fails" later.
 
 use super::alg::{Alg, KeyFamily};
+#[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
+use super::soft::Verifier;
+use super::{curve, der};
 use crate::error::{Diagnostic, FieldPath, Message, Naming, Problem};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -25,79 +27,6 @@ pub const MAX_KID_LEN: usize = 256;
 /// shipped to every sidecar is a leaked secret, so it is refused.
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
-/// A verifier for exactly one algorithm, built from one JWK.
-#[derive(Clone)]
-pub enum Verifier {
-    RS256(RS256PublicKey),
-    RS384(RS384PublicKey),
-    RS512(RS512PublicKey),
-    PS256(PS256PublicKey),
-    PS384(PS384PublicKey),
-    PS512(PS512PublicKey),
-    ES256(ES256PublicKey),
-    ES384(ES384PublicKey),
-    EdDSA(Ed25519PublicKey),
-}
-
-impl std::fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Verifier({})", self.alg())
-    }
-}
-
-impl Verifier {
-    /// SubjectPublicKeyInfo DER of the key, where the host can verify it.
-    fn spki_der(&self) -> Option<Vec<u8>> {
-        match self {
-            Verifier::RS256(k) => k.to_der().ok(),
-            Verifier::RS384(k) => k.to_der().ok(),
-            Verifier::RS512(k) => k.to_der().ok(),
-            Verifier::PS256(k) => k.to_der().ok(),
-            Verifier::PS384(k) => k.to_der().ok(),
-            Verifier::PS512(k) => k.to_der().ok(),
-            Verifier::ES256(k) => k.to_der().ok(),
-            Verifier::ES384(k) => k.to_der().ok(),
-            Verifier::EdDSA(_) => None,
-        }
-    }
-
-    pub fn alg(&self) -> Alg {
-        match self {
-            Verifier::RS256(_) => Alg::RS256,
-            Verifier::RS384(_) => Alg::RS384,
-            Verifier::RS512(_) => Alg::RS512,
-            Verifier::PS256(_) => Alg::PS256,
-            Verifier::PS384(_) => Alg::PS384,
-            Verifier::PS512(_) => Alg::PS512,
-            Verifier::ES256(_) => Alg::ES256,
-            Verifier::ES384(_) => Alg::ES384,
-            Verifier::EdDSA(_) => Alg::EdDSA,
-        }
-    }
-
-    /// Verify the token's signature (and, redundantly, its registered claims)
-    /// with jwt-simple. `options` must carry `artificial_time`: jwt-simple's own
-    /// clock must never run inside Envoy.
-    pub(crate) fn verify(
-        &self,
-        token: &str,
-        options: VerificationOptions,
-    ) -> Result<JWTClaims<NoCustomClaims>, jwt_simple::Error> {
-        let options = Some(options);
-        match self {
-            Verifier::RS256(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::RS384(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::RS512(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::PS256(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::PS384(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::PS512(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::ES256(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::ES384(k) => k.verify_token::<NoCustomClaims>(token, options),
-            Verifier::EdDSA(k) => k.verify_token::<NoCustomClaims>(token, options),
-        }
-    }
-}
-
 /// One usable public key.
 #[derive(Debug, Clone)]
 pub struct Key {
@@ -105,10 +34,15 @@ pub struct Key {
     family: KeyFamily,
     /// Exact signature length in bytes for this key (RSA: modulus length).
     signature_len: usize,
-    /// One verifier per algorithm this key may verify; never empty.
-    verifiers: Vec<Verifier>,
+    /// The algorithms this key may verify; never empty.
+    algorithms: Vec<Alg>,
     /// SubjectPublicKeyInfo DER, for the host's native verifier (RSA, EC).
     spki_der: Option<Vec<u8>>,
+    /// Ed25519 keys are verified in wasm (Envoy's verifier has no Ed25519).
+    ed25519: Option<ed25519_compact::PublicKey>,
+    /// Software verifiers (RSA, EC), where the build has them.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
+    verifiers: Vec<Verifier>,
 }
 
 impl Key {
@@ -126,9 +60,17 @@ impl Key {
     }
     /// Algorithms this key may verify.
     pub fn algorithms(&self) -> impl Iterator<Item = Alg> + '_ {
-        self.verifiers.iter().map(Verifier::alg)
+        self.algorithms.iter().copied()
     }
-    /// The verifier for `alg`, if this key may verify it.
+    /// Whether this key may verify `alg`.
+    pub fn allows(&self, alg: Alg) -> bool {
+        self.algorithms.contains(&alg)
+    }
+    pub fn ed25519(&self) -> Option<&ed25519_compact::PublicKey> {
+        self.ed25519.as_ref()
+    }
+    /// The software verifier for `alg`, if this key may verify it.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
     pub fn verifier(&self, alg: Alg) -> Option<&Verifier> {
         self.verifiers.iter().find(|v| v.alg() == alg)
     }
@@ -178,7 +120,7 @@ impl KeySet {
     }
     /// Does any key verify `alg`?
     pub fn supports(&self, alg: Alg) -> bool {
-        self.keys.iter().any(|k| k.verifier(alg).is_some())
+        self.keys.iter().any(|k| k.allows(alg))
     }
 
     /// Pick the key for a token. With a `kid`, the lookup is exact and the key
@@ -196,13 +138,13 @@ impl KeySet {
                     .get(kid)
                     .and_then(|&i| self.keys.get(i))
                     .ok_or(KeyLookupError::UnknownKid)?;
-                if key.verifier(alg).is_none() {
+                if !key.allows(alg) {
                     return Err(KeyLookupError::AlgMismatch);
                 }
                 Ok(key)
             }
             None => {
-                let mut found = self.keys.iter().filter(|k| k.verifier(alg).is_some());
+                let mut found = self.keys.iter().filter(|k| k.allows(alg));
                 match (found.next(), found.next()) {
                     (Some(key), None) => Ok(key),
                     (None, _) => Err(KeyLookupError::NoUniqueKey { candidates: 0 }),
@@ -489,37 +431,22 @@ fn rsa_key(
 ) -> Result<Key, Diagnostic> {
     let n = b64_member(jwk, "n", "RSA", kpath)?;
     let e = b64_member(jwk, "e", "RSA", kpath)?;
-    let modulus = n
-        .iter()
-        .position(|b| *b != 0)
-        .and_then(|i| n.get(i..))
-        .unwrap_or_default();
-    let bad = |err: jwt_simple::Error| {
+    let rejected = |why: String| {
         bad(
             kpath,
-            format!("RSA key rejected ({err}); need a 2048–4096-bit modulus and e = 65537"),
+            format!("RSA key rejected ({why}); need a 2048–4096-bit modulus and e = 65537"),
         )
     };
-    let mut verifiers = Vec::with_capacity(algs.len());
-    for alg in algs {
-        let v = match alg {
-            Alg::RS256 => Verifier::RS256(RS256PublicKey::from_components(&n, &e).map_err(bad)?),
-            Alg::RS384 => Verifier::RS384(RS384PublicKey::from_components(&n, &e).map_err(bad)?),
-            Alg::RS512 => Verifier::RS512(RS512PublicKey::from_components(&n, &e).map_err(bad)?),
-            Alg::PS256 => Verifier::PS256(PS256PublicKey::from_components(&n, &e).map_err(bad)?),
-            Alg::PS384 => Verifier::PS384(PS384PublicKey::from_components(&n, &e).map_err(bad)?),
-            Alg::PS512 => Verifier::PS512(PS512PublicKey::from_components(&n, &e).map_err(bad)?),
-            // Filtered out by family before we get here.
-            Alg::ES256 | Alg::ES384 | Alg::EdDSA => continue,
-        };
-        verifiers.push(v);
-    }
+    let spki = der::rsa_spki(&n, &e).map_err(|e| rejected(e.to_string()))?;
     Ok(Key {
         kid,
         family: KeyFamily::Rsa,
-        signature_len: modulus.len(),
-        spki_der: verifiers.first().and_then(Verifier::spki_der),
-        verifiers,
+        signature_len: der::rsa_modulus(&n).len(),
+        algorithms: algs.to_vec(),
+        spki_der: Some(spki),
+        ed25519: None,
+        #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
+        verifiers: Verifier::rsa(&n, &e, algs).map_err(rejected)?,
     })
 }
 
@@ -552,41 +479,50 @@ fn ec_key(
             ));
         }
     }
+    let p384 = family == KeyFamily::P384;
+    if !curve::on_curve(&x, &y, p384) {
+        return Err(bad(
+            kpath,
+            format!("{family} point rejected: not on the curve"),
+        ));
+    }
     let mut sec1 = Vec::with_capacity(1 + 2 * coord_len);
     sec1.push(0x04);
     sec1.extend_from_slice(&x);
     sec1.extend_from_slice(&y);
-    let bad = |err: jwt_simple::Error| bad(kpath, format!("{family} point rejected: {err}"));
-    let verifier = match alg {
-        Alg::ES384 => Verifier::ES384(ES384PublicKey::from_bytes(&sec1).map_err(bad)?),
-        _ => Verifier::ES256(ES256PublicKey::from_bytes(&sec1).map_err(bad)?),
-    };
     Ok(Key {
         kid,
         family,
         signature_len: 2 * coord_len,
-        spki_der: verifier.spki_der(),
-        verifiers: vec![verifier],
+        algorithms: vec![alg],
+        spki_der: Some(der::ec_spki(&sec1, p384)),
+        ed25519: None,
+        #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
+        verifiers: vec![Verifier::ec(&sec1, p384)
+            .map_err(|err| bad(kpath, format!("{family} point rejected: {err}")))?],
     })
 }
 
 fn okp_key(jwk: &Map<String, Value>, kid: Option<String>, kpath: &str) -> Result<Key, Diagnostic> {
     let x = b64_member(jwk, "x", "OKP", kpath)?;
-    if x.len() != 32 {
-        return Err(bad(
+    let pk = ed25519_compact::PublicKey::from_slice(&x).map_err(|_| {
+        bad(
             format!("{kpath}.x"),
             format!("must decode to 32 bytes for Ed25519, got {}", x.len()),
-        ));
-    }
-    let pk = Ed25519PublicKey::from_bytes(&x)
+        )
+    })?;
+    pk.validate()
         .map_err(|err| bad(kpath, format!("Ed25519 key rejected: {err}")))?;
     Ok(Key {
         kid,
         family: KeyFamily::Ed25519,
         signature_len: 64,
+        algorithms: vec![Alg::EdDSA],
         // The host verifier has no Ed25519 (observed on Envoy 1.40).
         spki_der: None,
-        verifiers: vec![Verifier::EdDSA(pk)],
+        ed25519: Some(pk),
+        #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
+        verifiers: Vec::new(),
     })
 }
 
@@ -594,6 +530,7 @@ fn okp_key(jwk: &Map<String, Value>, kid: Option<String>, kpath: &str) -> Result
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 pub(crate) mod tests {
     use super::*;
+    use jwt_simple::prelude::*;
     use serde_json::json;
 
     pub(crate) fn b64(bytes: &[u8]) -> String {
@@ -876,5 +813,34 @@ pub(crate) mod tests {
             set.find(Some(&"a".repeat(300)), Alg::EdDSA).unwrap_err(),
             KeyLookupError::UnknownKid
         );
+    }
+
+    /// Our SPKI DER is the one the software verifier would hand the host.
+    #[test]
+    fn spki_der_matches_the_library() {
+        let rsa =
+            RS256KeyPair::from_pem(include_str!("../testdata/rsa2048_test_only.pem")).unwrap();
+        let c = rsa.public_key().to_components();
+        assert_eq!(
+            crate::jwt::der::rsa_spki(&c.n, &c.e).unwrap(),
+            rsa.public_key().to_der().unwrap()
+        );
+        for _ in 0..4 {
+            let ec = ES256KeyPair::generate();
+            let sec1 = ec.public_key().public_key().to_bytes_uncompressed();
+            let (x, y) = (&sec1[1..33], &sec1[33..]);
+            assert!(crate::jwt::curve::on_curve(x, y, false));
+            assert_eq!(
+                crate::jwt::der::ec_spki(&sec1, false),
+                ec.public_key().to_der().unwrap()
+            );
+            let ec384 = ES384KeyPair::generate();
+            let sec1 = ec384.public_key().public_key().to_bytes_uncompressed();
+            assert!(crate::jwt::curve::on_curve(&sec1[1..49], &sec1[49..], true));
+            assert_eq!(
+                crate::jwt::der::ec_spki(&sec1, true),
+                ec384.public_key().to_der().unwrap()
+            );
+        }
     }
 }

@@ -7,9 +7,12 @@
 //! [`ClaimTest`] evaluates policy conditions on the verified claims.
 
 pub mod alg;
-pub mod json;
+mod curve;
+mod der;
 pub mod jwks;
 pub mod native;
+#[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
+mod soft;
 pub mod verify;
 
 pub use alg::Alg;
@@ -17,6 +20,11 @@ pub use jwks::{parse_jwks, KeySet};
 pub use verify::{TokenError, VerifiedToken};
 
 use verify::{decode_object, issuer_of, split, Segment};
+
+/// Whether this build verifies RSA and ECDSA signatures itself: natively
+/// always, in wasm only in the full module build (`wasm-crypto`). Without
+/// it, Envoy's `verify_signature` must do it.
+pub const SOFTWARE_CRYPTO: bool = cfg!(any(not(target_arch = "wasm32"), feature = "wasm-crypto"));
 
 /// Unverified peek at the payload's `iss`, used only to choose among
 /// providers that share a token source. Nothing here is trusted: the chosen

@@ -13,14 +13,13 @@
 //! never consulted because it has panicked inside Envoy before.
 
 use super::alg::{Alg, AlgRejection};
-use super::json::{self, clip, JsonError};
-use super::jwks::{KeyLookupError, KeySet};
+use super::jwks::{Key, KeyLookupError, KeySet};
 use super::native::{host_hash, host_signature};
 use crate::host::SignatureBackend;
+use crate::json::clip;
+use crate::json::read::{self as json, JsonError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jwt_simple::prelude::{Duration, HashSet, UnixTimeStamp, VerificationOptions};
-use jwt_simple::JWTError;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -504,7 +503,9 @@ fn optional_string<'c>(
     }
 }
 
+#[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
 fn map_library_error(err: &jwt_simple::Error, exp: u64, now: u64) -> TokenError {
+    use jwt_simple::JWTError;
     match err.downcast_ref::<JWTError>() {
         Some(JWTError::InvalidSignature) => TokenError::BadSignature,
         Some(JWTError::TokenHasExpired) => TokenError::Expired { exp, now },
@@ -584,22 +585,87 @@ pub fn verify_compact(
         expires_at: exp,
         claims,
     };
-    // Every claim check above is ours, so a native signature check is all
-    // that is left; jwt-simple would only repeat them.
-    if let (Some(backend), Some(hash), Some(der)) = (req.backend, host_hash(alg), key.spki_der()) {
-        let text = token.get(..parts.header.len() + 1 + parts.payload.len());
-        if let (Some(sig), Some(text)) = (host_signature(alg, &signature), text) {
-            match backend.verify(hash, der, &sig, text.as_bytes()) {
-                Some(true) => return Ok(verified(claims)),
-                Some(false) => return Err(TokenError::BadSignature),
-                None => {}
-            }
-        }
+    let text = token
+        .get(..parts.header.len() + 1 + parts.payload.len())
+        .unwrap_or_default();
+    verify_signature(key, alg, &signature, text, token, req, (now, exp))?;
+    Ok(verified(claims))
+}
+
+/// The host's verdict on an RSA/ECDSA signature: `None` when it has no
+/// verifier or could not run it.
+fn host_verdict(
+    key: &Key,
+    alg: Alg,
+    signature: &[u8],
+    text: &str,
+    req: &Requirements<'_>,
+) -> Option<bool> {
+    let (backend, hash, der) = (req.backend?, host_hash(alg)?, key.spki_der()?);
+    let sig = host_signature(alg, signature)?;
+    backend.verify(hash, der, &sig, text.as_bytes())
+}
+
+/// The signature over `text` (header.payload): Ed25519 in wasm; RSA and
+/// ECDSA by the host, else by the software verifier where this build has
+/// one. Every claim check is ours and already done.
+fn verify_signature(
+    key: &Key,
+    alg: Alg,
+    signature: &[u8],
+    text: &str,
+    token: &str,
+    req: &Requirements<'_>,
+    (now, exp): (u64, u64),
+) -> Result<(), TokenError> {
+    if let Some(pk) = key.ed25519() {
+        let sig = ed25519_compact::Signature::from_slice(signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        return pk
+            .verify(text.as_bytes(), &sig)
+            .map_err(|_| TokenError::BadSignature);
     }
-    let verifier = key.verifier(alg).ok_or(TokenError::AlgKeyMismatch {
-        alg,
-        kid: clip(kid.unwrap_or_default()),
-    })?;
+    match host_verdict(key, alg, signature, text, req) {
+        Some(true) => Ok(()),
+        Some(false) => Err(TokenError::BadSignature),
+        None => software_verify(key, alg, token, req, now, exp),
+    }
+}
+
+/// The default module has no software RSA/ECDSA: its configuration is
+/// refused unless the host verifier works, so this is a host that stopped
+/// answering. Fail closed.
+#[cfg(all(target_arch = "wasm32", not(feature = "wasm-crypto")))]
+fn software_verify(
+    _key: &Key,
+    alg: Alg,
+    _token: &str,
+    _req: &Requirements<'_>,
+    _now: u64,
+    _exp: u64,
+) -> Result<(), TokenError> {
+    Err(TokenError::VerifierRejected(format!(
+        "no verifier for {alg}: Envoy's verify_signature did not answer"
+    )))
+}
+
+/// jwt-simple over the same bytes, where the host did not answer.
+#[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
+fn software_verify(
+    key: &Key,
+    alg: Alg,
+    token: &str,
+    req: &Requirements<'_>,
+    now: u64,
+    exp: u64,
+) -> Result<(), TokenError> {
+    use jwt_simple::prelude::{Duration, HashSet, UnixTimeStamp, VerificationOptions};
+    let verifier = key
+        .verifier(alg)
+        .ok_or_else(|| TokenError::AlgKeyMismatch {
+            alg,
+            kid: clip(key.kid().unwrap_or_default()),
+        })?;
     let options = VerificationOptions {
         artificial_time: Some(UnixTimeStamp::from_secs(now)),
         time_tolerance: Some(Duration::from_secs(req.clock_skew)),
@@ -611,9 +677,8 @@ pub fn verify_compact(
     };
     verifier
         .verify(token, options)
-        .map_err(|e| map_library_error(&e, exp, now))?;
-
-    Ok(verified(claims))
+        .map(|_| ())
+        .map_err(|e| map_library_error(&e, exp, now))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! document served for another issuer can never redirect our key source.
 
 use super::url::{self, HttpUrl};
-use crate::jwt::json;
+use crate::json::{clip, read as json};
 use serde_json::Value;
 
 /// Largest discovery document we read.
@@ -39,7 +39,7 @@ pub fn jwks_uri(body: &[u8], issuer: &str) -> Result<HttpUrl, String> {
         Some(Value::String(s)) => {
             return Err(format!(
                 "discovery document is for issuer {:?}, not {issuer:?}",
-                json::clip(s)
+                clip(s)
             ))
         }
         _ => return Err("discovery document has no string 'issuer'".into()),

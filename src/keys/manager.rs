@@ -18,8 +18,9 @@ use super::url::{self, HttpUrl};
 use super::RemoteKeys;
 use super::{RemoteSettings, Target, MAX_JWKS_BYTES};
 use crate::host::{Clock, HttpCalls, Level, Log, Metrics, SharedData, METRIC_PREFIX};
+use crate::json::read as json;
 use crate::jwt::jwks::parse_jwks_remote;
-use crate::jwt::{json, Alg, KeySet};
+use crate::jwt::{Alg, KeySet};
 use std::sync::Arc;
 
 /// What the key manager needs from the host. The answer to
@@ -213,7 +214,7 @@ impl KeyManager {
             }
             if why == Why::UnknownKid {
                 if let Some(id) = s.metrics.unknown_kid_refetch {
-                    host.increment_counter(id);
+                    host.add_counter(id, 1);
                 }
                 host.log(
                     Level::Info,
@@ -411,7 +412,7 @@ fn report<H: KeyHost>(
     match outcome {
         Outcome::Keys { .. } => {
             if let Some(id) = s.metrics.fetch_success {
-                host.increment_counter(id);
+                host.add_counter(id, 1);
             }
             if after.version != before.version {
                 let usable = match &s.parsed {
@@ -432,7 +433,7 @@ fn report<H: KeyHost>(
         }
         Outcome::Failed { error, .. } => {
             if let Some(id) = s.metrics.fetch_failure {
-                host.increment_counter(id);
+                host.add_counter(id, 1);
             }
             let keys = if schedule::fresh(after.fetched_at_ms, now, &s.settings.timing) {
                 format!(

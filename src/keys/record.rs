@@ -6,15 +6,16 @@
 //! exactly as the IdP served it (empty until the first good fetch). A record
 //! that does not decode is treated as absent and rewritten.
 
-use serde::{Deserialize, Serialize};
+use crate::json::read::parse_object;
+use crate::json::write::Object;
+use crate::json::Value;
 
 /// Bumped if the encoding ever changes; it is part of the shared-data key,
 /// so two module versions running side by side never read each other's
 /// records.
 pub const FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     /// Version of `body`: bumped whenever a fetch returns a different JWKS.
     pub version: u64,
@@ -31,19 +32,27 @@ pub struct Record {
     pub lease_owner: u64,
     pub lease_until_ms: u64,
     /// `jwks_uri` found by OpenID discovery, reused until a fetch fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
     /// Why the last fetch failed, for logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// The last good JWKS text (not part of the JSON line).
-    #[serde(skip)]
     pub body: String,
 }
 
 impl Record {
     pub fn encode(&self) -> Vec<u8> {
-        let head = serde_json::to_string(self).unwrap_or_default();
+        let mut head = String::with_capacity(192);
+        Object::new(&mut head)
+            .u64("version", self.version)
+            .u64("fetched_at_ms", self.fetched_at_ms)
+            .u64("next_attempt_ms", self.next_attempt_ms)
+            .u64("last_attempt_ms", self.last_attempt_ms)
+            .u64("failures", u64::from(self.failures))
+            .u64("lease_owner", self.lease_owner)
+            .u64("lease_until_ms", self.lease_until_ms)
+            .some_str("jwks_uri", self.jwks_uri.as_deref())
+            .some_str("last_error", self.last_error.as_deref())
+            .end();
         let mut out = Vec::with_capacity(head.len() + 1 + self.body.len());
         out.extend_from_slice(head.as_bytes());
         out.push(b'\n');
@@ -56,14 +65,50 @@ impl Record {
         let nl = bytes.iter().position(|b| *b == b'\n')?;
         let head = bytes.get(..nl)?;
         let rest = bytes.get(nl + 1..)?;
-        let rec: Record = serde_json::from_slice(head).ok()?;
-        Some((rec, rest))
+        Some((Record::from_head(head)?, rest))
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Record> {
         let (mut rec, body) = Record::decode_head(bytes)?;
         rec.body = String::from_utf8(body.to_vec()).ok()?;
         Some(rec)
+    }
+
+    /// The JSON line: exactly the fields `encode` writes, nothing else.
+    fn from_head(head: &[u8]) -> Option<Record> {
+        const FIELDS: [&str; 9] = [
+            "version",
+            "fetched_at_ms",
+            "next_attempt_ms",
+            "last_attempt_ms",
+            "failures",
+            "lease_owner",
+            "lease_until_ms",
+            "jwks_uri",
+            "last_error",
+        ];
+        let m = parse_object(head, 2).ok()?;
+        if m.keys().any(|k| !FIELDS.contains(&k.as_str())) {
+            return None;
+        }
+        let num = |k: &str| m.get(k).and_then(Value::as_u64);
+        let text = |k: &str| match m.get(k) {
+            None => Some(None),
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(_) => None,
+        };
+        Some(Record {
+            version: num("version")?,
+            fetched_at_ms: num("fetched_at_ms")?,
+            next_attempt_ms: num("next_attempt_ms")?,
+            last_attempt_ms: num("last_attempt_ms")?,
+            failures: u32::try_from(num("failures")?).ok()?,
+            lease_owner: num("lease_owner")?,
+            lease_until_ms: num("lease_until_ms")?,
+            jwks_uri: text("jwks_uri")?,
+            last_error: text("last_error")?,
+            body: String::new(),
+        })
     }
 
     /// Is the lease held by anyone at `now`?

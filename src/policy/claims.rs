@@ -7,6 +7,7 @@
 
 use crate::config::ClaimCondition;
 use crate::error::{field, Diagnostics, FieldPath, Message, Part, Problem};
+use crate::json::write::to_text;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -228,14 +229,15 @@ impl ClaimTest {
 impl fmt::Display for ClaimTest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let claim = &self.path;
+        let j = to_text;
         match &self.op {
-            Op::Equals(v) => write!(f, "{claim} equals {v}"),
+            Op::Equals(v) => write!(f, "{claim} equals {}", j(v)),
             Op::OneOf(list) => {
-                let items: Vec<String> = list.iter().map(Value::to_string).collect();
+                let items: Vec<String> = list.iter().map(to_text).collect();
                 write!(f, "{claim} is one of [{}]", items.join(", "))
             }
-            Op::Contains(v) => write!(f, "{claim} contains {v}"),
-            Op::ScopeContains(w) => write!(f, "{claim} has scope {}", Value::String(w.clone())),
+            Op::Contains(v) => write!(f, "{claim} contains {}", j(v)),
+            Op::ScopeContains(w) => write!(f, "{claim} has scope {}", j(&Value::String(w.clone()))),
         }
     }
 }

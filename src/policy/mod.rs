@@ -376,18 +376,9 @@ fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
     })
 }
 
-/// Strict JSON parse with the serde error turned into a field-path message.
+/// Strict parse of the configuration text (see `config::parse`).
 pub fn parse_config(text: &str) -> Result<PluginConfig, Diagnostics> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        Diagnostic::error(
-            FieldPath::root().raw(&path),
-            Problem::Syntax(e.into_inner().to_string()),
-        )
-        .into()
-    })
+    crate::config::parse(text)
 }
 
 /// FNV-1a: a stable, dependency-free fingerprint of the config text. Not a

@@ -87,6 +87,14 @@ fn compile_algorithms(
             d.error(ipath, Problem::duplicate(name));
             continue;
         }
+        if alg.is_pss() {
+            d.warning(
+                ipath,
+                Problem::invalid(format!(
+                    "{alg} is verified in software only (Envoy's verify_signature has no RSA-PSS): the default module refuses it at load; deploy the full build oam_authz_full.wasm"
+                )),
+            );
+        }
         algs.push(alg);
     }
     algs

@@ -1,3 +1,4 @@
 //! Reading a request's credentials and editing what goes upstream.
 
+pub mod headers;
 pub mod token;

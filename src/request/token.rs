@@ -6,6 +6,7 @@
 //! Pure: headers and the raw `:path` in, a location or an edit out. The
 //! syntax of configured locations is checked when the policy is compiled.
 
+use super::headers::Headers;
 use crate::config::TokenSource;
 
 /// Where the token was found, so it can be removed before going upstream.
@@ -39,7 +40,7 @@ pub enum FindError {
 /// Look in every source. At most one token may be present in total.
 pub fn find<'r, 's>(
     sources: impl IntoIterator<Item = &'s TokenSource>,
-    headers: &'r [(String, String)],
+    headers: &'r Headers,
     path: &'r str,
 ) -> Result<Option<Found<'r>>, FindError> {
     let mut found: Option<Found<'r>> = None;
@@ -123,7 +124,7 @@ pub enum Edit {
 }
 
 /// The edit that removes the token at `location` from the request.
-pub fn strip(location: &TokenLocation, headers: &[(String, String)], path: &str) -> Edit {
+pub fn strip(location: &TokenLocation, headers: &Headers, path: &str) -> Edit {
     match location {
         TokenLocation::Header(name) => Edit::Remove(name.clone()),
         TokenLocation::Query(param) => Edit::Set(":path".into(), remove_query_param(path, param)),
@@ -153,7 +154,7 @@ fn query_pairs(path: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// The trimmed `name=value` items of every `cookie` header.
-fn cookie_items(headers: &[(String, String)]) -> impl Iterator<Item = &str> {
+fn cookie_items(headers: &Headers) -> impl Iterator<Item = &str> {
     headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
@@ -191,7 +192,7 @@ fn remove_query_param(path: &str, param: &str) -> String {
     }
 }
 
-fn remove_cookie(headers: &[(String, String)], name: &str) -> String {
+fn remove_cookie(headers: &Headers, name: &str) -> String {
     cookie_items(headers)
         .filter(|c| !c.is_empty() && split_pair(c).0 != name)
         .collect::<Vec<_>>()
@@ -210,11 +211,8 @@ mod tests {
         }
     }
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn h(pairs: &[(&str, &str)]) -> Headers {
+        Headers::from_pairs(pairs)
     }
 
     #[test]
@@ -232,7 +230,7 @@ mod tests {
             )))
         };
         type Want = Result<Option<(usize, String, TokenLocation)>, FindError>;
-        type Case = (&'static str, Vec<(String, String)>, &'static str, Want);
+        type Case = (&'static str, Headers, &'static str, Want);
         let cases: Vec<Case> = vec![
             ("none", h(&[]), "/x", Ok(None)),
             (
@@ -332,11 +330,11 @@ mod tests {
     fn strip_removes_exactly_what_find_found() {
         let q = TokenLocation::Query("access_token".into());
         assert_eq!(
-            strip(&q, &[], "/x?a=1&access_token=t&b=2"),
+            strip(&q, &h(&[]), "/x?a=1&access_token=t&b=2"),
             Edit::Set(":path".into(), "/x?a=1&b=2".into())
         );
         assert_eq!(
-            strip(&q, &[], "/x?access_token=t"),
+            strip(&q, &h(&[]), "/x?access_token=t"),
             Edit::Set(":path".into(), "/x".into())
         );
         let c = TokenLocation::Cookie("tok".into());
@@ -349,7 +347,7 @@ mod tests {
             Edit::Remove("cookie".into())
         );
         assert_eq!(
-            strip(&TokenLocation::Header("x-token".into()), &[], "/x"),
+            strip(&TokenLocation::Header("x-token".into()), &h(&[]), "/x"),
             Edit::Remove("x-token".into())
         );
     }

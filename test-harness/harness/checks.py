@@ -21,8 +21,8 @@ def standard_listeners(filters):
     ]
 
 
-def start_envoy(workdir, name, pki, echo, policy_json, listeners=None, concurrency=1):
-    filters = [E.wasm_filter(policy_json)]
+def start_envoy(workdir, name, pki, echo, policy_json, listeners=None, concurrency=1, wasm=None):
+    filters = [E.wasm_filter(policy_json, wasm or E.WASM)]
     boot = E.render_bootstrap(listeners or standard_listeners(filters), pki, echo.port)
     return E.Envoy(os.path.join(workdir, name), boot, concurrency=concurrency, name=name).start()
 

@@ -34,6 +34,9 @@ from . import yamlout
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WASM = os.environ.get("OAM_AUTHZ_WASM", os.path.join(REPO, "target", "wasm32-wasip1", "release", "oam_authz.wasm"))
+# The full module build (`make build`): also RSA, RSA-PSS and ECDSA in wasm.
+WASM_FULL = os.environ.get("OAM_AUTHZ_WASM_FULL",
+                           os.path.join(REPO, "target", "wasm32-wasip1", "release", "oam_authz_full.wasm"))
 AUDIT_PREFIX = "oam-authz-audit "
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 
@@ -384,6 +387,21 @@ class Envoy:
 
     def counter(self, name: str) -> int:
         return self.stats().get(name, 0)
+
+    def wait_stats(self, filter_re: str, expect: dict[str, int], timeout: float = 5.0) -> dict[str, int]:
+        """The filter hands its counters to Envoy once per tick (250 ms): wait
+        until every counter in ``expect`` has its value (absent = 0), then
+        return the stats; after ``timeout`` return them as they are, for the
+        caller's assertion to show."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.stats(filter_re)
+            if all(s.get(k, 0) == v for k, v in expect.items()) or time.monotonic() > deadline:
+                return s
+            time.sleep(0.05)
+
+    def wait_counter(self, name: str, value: int, timeout: float = 5.0) -> int:
+        return self.wait_stats(re.escape(name), {name: value}, timeout).get(name, 0)
 
     # -- logs --------------------------------------------------------------------------
 

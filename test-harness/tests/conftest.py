@@ -54,6 +54,14 @@ def wasm():
 
 
 @pytest.fixture(scope="session")
+def wasm_full():
+    """The full module build (RSA-PSS, and RSA/ECDSA without the host)."""
+    if not os.path.exists(E.WASM_FULL):
+        pytest.fail(f"{E.WASM_FULL} not built: run `make build`", pytrace=False)
+    return E.WASM_FULL
+
+
+@pytest.fixture(scope="session")
 def policy(issuers):
     return POL.build_policy(issuers)
 

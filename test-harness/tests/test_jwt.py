@@ -40,7 +40,7 @@ def test_claim_types_are_exact(call, issuers, claims):
     assert_denied(call(path, token=issuers["okta"].token(**claims)), 403, "role_required")
 
 
-@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
 def test_algorithms_accepted(call, issuers, alg):
     r = call("/claim/eq", token=issuers["okta"].token(alg, dept="eng", sub=f"sub-{alg}"))
     assert_allowed(r)

@@ -47,7 +47,10 @@ def test_known_traffic_outcomes(traffic):
 
 
 def test_stats_counters(fresh, traffic):
-    s = fresh.stats("oam_authz")
+    s = fresh.wait_stats("oam_authz", {"wasmcustom.oam_authz.allowed": 3,
+                                        "wasmcustom.oam_authz.denied.role_required": 2,
+                                        "wasmcustom.oam_authz.denied.token_missing": 1,
+                                        "wasmcustom.oam_authz.denied.no_matching_rule": 1})
     assert s.get("wasmcustom.oam_authz.allowed") == 3, s
     assert s.get("wasmcustom.oam_authz.denied.role_required") == 2, s
     assert s.get("wasmcustom.oam_authz.denied.token_missing") == 1, s
@@ -138,7 +141,7 @@ def test_audit_mode_lets_denials_through_and_counts_them(audit_env, pki, issuers
     for r in (r1, r2):
         ev = audit_env.wait_audit(r.upstream_headers("x-request-id")[0])
         assert ev["decision"] == "audit_deny" and ev["reason"] == "role_required" and ev["mode"] == "audit", ev
-    s = audit_env.stats("oam_authz")
+    s = audit_env.wait_stats("oam_authz", {"wasmcustom.oam_authz.audit_would_deny.role_required": 2})
     assert s.get("wasmcustom.oam_authz.audit_would_deny.role_required") == 2, s
     assert s.get("wasmcustom.oam_authz.denied.role_required", 0) == 0, s
 
@@ -151,7 +154,8 @@ def test_audit_mode_bad_token_passes_and_is_counted(audit_env, pki, issuers):
     assert_allowed(r)
     ev = audit_env.wait_audit(r.upstream_headers("x-request-id")[0])
     assert ev["decision"] == "audit_deny" and ev["reason"] == "token_alg_not_allowed", ev
-    assert audit_env.counter("wasmcustom.oam_authz.audit_would_deny.token_alg_not_allowed") == before + 1
+    name = "wasmcustom.oam_authz.audit_would_deny.token_alg_not_allowed"
+    assert audit_env.wait_counter(name, before + 1) == before + 1
 
 
 def test_audit_mode_allowed_is_plain_allow(audit_env, pki):
@@ -174,7 +178,8 @@ def test_two_workers_count_and_decide_alike(workdir, pki, echo, wasm, policy, is
         for _ in range(10):
             assert_allowed(call("/claim/eq", token=tok))
             assert_denied(call("/claim/eq", token=issuers["okta"].alg_confusion()), 401, "token_alg_not_allowed")
-        s = env.stats("oam_authz")
+        s = env.wait_stats("oam_authz", {"wasmcustom.oam_authz.allowed": 10,
+                                         "wasmcustom.oam_authz.denied.token_alg_not_allowed": 10})
         assert s.get("wasmcustom.oam_authz.allowed") == 10, s
         assert s.get("wasmcustom.oam_authz.denied.token_alg_not_allowed") == 10, s
     finally:

@@ -1,7 +1,8 @@
-"""Envoy's native `verify_signature` (BoringSSL) and the pure-wasm verifier
-must agree on every vector: the same policy runs once with
-`signature_backend: host` and once with `wasm`, and each token must get the
-same status and reason from both (and the expected one)."""
+"""Envoy's native `verify_signature` (BoringSSL) and the pure-wasm verifier of
+the full module build must agree on every vector: the same policy runs once
+with `signature_backend: host` and once with `wasm`, and each token must get
+the same status and reason from both (and the expected one). The default
+module, which has no software RSA/ECDSA, refuses what it cannot verify."""
 import json
 import os
 
@@ -31,8 +32,9 @@ def policy(iss, backend):
 
 
 @pytest.fixture(scope="module")
-def callers(workdir, pki, echo, wasm, issuer):
-    envs = {b: start_envoy(workdir, f"sig-{b}", pki, echo, policy(issuer, b)) for b in ("host", "wasm")}
+def callers(workdir, pki, echo, wasm_full, issuer):
+    envs = {b: start_envoy(workdir, f"sig-{b}", pki, echo, policy(issuer, b), wasm=wasm_full)
+            for b in ("host", "wasm")}
     yield {b: Caller(e, pki) for b, e in envs.items()}
     for e in envs.values():
         e.stop()
@@ -84,3 +86,24 @@ def test_backends_agree_on_every_vector(callers, issuer):
             unexpected.append(f"{name}: got {got['wasm']}, want {(want_status, want_reason)}")
     assert not mismatches, "native and wasm verifiers disagree:\n" + "\n".join(mismatches)
     assert not unexpected, "\n".join(unexpected)
+
+
+@pytest.mark.parametrize("backend,needle", [
+    ("auto", r"providers\[0\]\.algorithms: PS256 needs the full module build"),
+    ("wasm", r"signature_backend: 'wasm' needs the full module build"),
+])
+def test_default_module_refuses_what_it_cannot_verify(workdir, pki, echo, wasm, issuer, backend, needle):
+    """The default module has no software RSA/ECDSA: a policy that needs it
+    (RSA-PSS, or `signature_backend: wasm`) is refused at load, naming the
+    field and the fix, and Envoy does not serve with it."""
+    import re
+    from harness import envoy as E
+    from harness.checks import standard_listeners
+    boot = E.render_bootstrap(standard_listeners([E.wasm_filter(policy(issuer, backend), wasm)]), pki, echo.port)
+    env = E.Envoy(os.path.join(workdir, f"sig-default-{backend}"), boot, name=f"sig-default-{backend}")
+    try:
+        code = env.wait_exit(timeout=30)
+        assert code not in (None, 0), env.log_tail()
+        assert re.search(r"\[critical\]\[wasm\][^\n]*configuration rejected: " + needle, env.log_text()), env.log_tail()
+    finally:
+        env.stop()

@@ -62,7 +62,8 @@ def strip_code(text: str) -> str:
 def drop_test_items(code: str, keep_lines: bool = False) -> str:
     """Remove `#[cfg(test)] mod x { ... }` and `#[cfg(test)] mod x;`; with
     `keep_lines`, blank them instead so line numbers stay right."""
-    pat = re.compile(r"#\[cfg\(test\)\]\s*(#\[[^\]]*\]\s*)*(pub(\([^)]*\))?\s+)?mod\s+" + IDENT + r"\s*([;{])")
+    # `#[cfg(test)]` or `#[cfg(all(test, ...))]`, then any attributes.
+    pat = re.compile(r"#\[cfg\((?:all\()?test\b[^\]]*\]\s*(#\[[^\]]*\]\s*)*(pub(\([^)]*\))?\s+)?mod\s+" + IDENT + r"\s*([;{])")
     while True:
         m = pat.search(code)
         if not m:

@@ -223,7 +223,9 @@ impl Plugin {
                 .push(("authorization".into(), format!("Bearer {t}")));
         }
         self.host.request.sent = None;
-        match handler::on_request_headers(&mut self.host, &self.loaded) {
+        let verdict = handler::on_request_headers(&mut self.host, &self.loaded);
+        handler::flush(&mut self.host, &self.loaded);
+        match verdict {
             Verdict::Continue => (200, String::new()),
             Verdict::Stop => {
                 let (status, headers, _) = self.host.request.sent.clone().unwrap();

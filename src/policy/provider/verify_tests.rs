@@ -9,7 +9,7 @@
 
 use super::*;
 use crate::config::ProviderConfig;
-use crate::jwt::json::{JsonError, MAX_DEPTH};
+use crate::json::read::{JsonError, MAX_DEPTH};
 use crate::jwt::jwks::tests::{b64, ed_jwk, es256_jwk, rsa_jwk};
 use crate::jwt::peek_issuer;
 use crate::jwt::verify::{self, Segment, TokenError};
