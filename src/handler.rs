@@ -7,7 +7,7 @@
 //! the engine's edits or the decision's reply.
 //!
 //! Host calls per request (V8 charges ~0.1-0.3 µs each): 1 header map read,
-//! 1-2 properties (mTLS flag, then the URI SAN only with mTLS), 1 clock read,
+//! 1-2 properties (see `peer.rs`), 1 clock read,
 //! 1 log, 1 metric, plus one write per header stripped or set, or 1 local reply.
 
 use crate::audit;
@@ -19,6 +19,7 @@ use crate::error::{Diagnostic, Diagnostics, FieldPath};
 use crate::host::{Clock, Crypto, Level, Log, Metrics, PeerIdentity, RequestIo, METRIC_PREFIX};
 use crate::jwt::native;
 use crate::pattern::hostname::normalize_host;
+use crate::peer;
 use crate::policy::Policy;
 use crate::request::token::Edit;
 use std::cell::RefCell;
@@ -181,7 +182,7 @@ where
         host.set_request_header(name, None);
     }
 
-    let peer = host.peer_uri_san();
+    let peer = peer::identity(policy.peer_identity, host);
     let now_ms = host.now_millis();
     let method = header(&headers, ":method").unwrap_or("");
     let path = header(&headers, ":path").unwrap_or("");

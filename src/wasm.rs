@@ -7,8 +7,8 @@
 
 use crate::handler::{self, Loaded, Verdict};
 use crate::host::{
-    Clock, Crypto, HttpCalls, Level, Log, Metrics, PeerIdentity, RequestIo, SharedData,
-    SignatureBackend,
+    Clock, ConnectionPeer, Crypto, HttpCalls, Level, Log, Metrics, PeerIdentity, RequestIo,
+    SharedData, SignatureBackend,
 };
 use crate::jwt::native;
 use crate::keys::manager::{KeyManager, Response};
@@ -66,16 +66,24 @@ impl RequestIo for WasmHost {
 }
 
 impl PeerIdentity for WasmHost {
-    fn peer_uri_san(&self) -> Option<String> {
+    fn connection_peer(&self) -> ConnectionPeer {
         // Only a verified client certificate counts; the flag is 1 byte.
         let mtls = matches!(hostcalls::get_property(vec!["connection", "mtls"]), Ok(Some(b)) if b.first() == Some(&1));
         if !mtls {
-            return None;
+            return ConnectionPeer::NotMtls;
         }
-        match hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"]) {
-            Ok(Some(bytes)) => String::from_utf8(bytes).ok().filter(|s| !s.is_empty()),
-            _ => None,
-        }
+        ConnectionPeer::Mtls(
+            hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"])
+                .ok()
+                .flatten(),
+        )
+    }
+
+    fn waypoint_principal(&self) -> Option<Vec<u8>> {
+        // A string object's serializeAsString(): the raw value, no proto framing.
+        hostcalls::get_property(vec!["filter_state", "io.istio.peer_principal"])
+            .ok()
+            .flatten()
     }
 }
 

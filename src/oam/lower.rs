@@ -285,6 +285,7 @@ pub fn lower_identity<'a>(app: &Application, ctx: &IdentityCtx<'a>, opts: &Optio
     let domains = ctx.local_domains();
     let config = PluginConfig {
         signature_backend: Default::default(),
+        peer_identity: Default::default(),
         schema_version: SCHEMA_VERSION,
         policy_version: None,
         mode: Mode::default(),
@@ -401,6 +402,7 @@ pub fn lower_component<'a>(
     let domains = ctx.local_domains();
     let config = PluginConfig {
         signature_backend: Default::default(),
+        peer_identity: Default::default(),
         schema_version: SCHEMA_VERSION,
         policy_version: spec.policy_version.clone(),
         mode: opts.mode.or(spec.mode).unwrap_or_default(),

@@ -120,6 +120,7 @@ pub fn wasm_plugin(
 pub fn default_deny_config(app: &str, component: &str, trust_domain: &str) -> PluginConfig {
     PluginConfig {
         signature_backend: Default::default(),
+        peer_identity: Default::default(),
         schema_version: SCHEMA_VERSION,
         policy_version: Some(format!("{app}/{component}@default-deny")),
         mode: Mode::Enforce,
