@@ -16,7 +16,10 @@ done
 
 # Rollout manifests for the shop (istio/ROLLOUT.md).
 R=istio/rollout
-rm -f "$R"/plain/*/oam-authz-*.yaml "$R"/kustomize/base/oam-authz-*.yaml
+rm -f "$R"/plain/*/oam-authz-*.yaml "$R"/kustomize/base/oam-authz-*.yaml "$R"/ambient/*/oam-authz-*.yaml
 "$BIN" compile examples/shop/app.yaml --url "$URL" --mode audit --out-dir "$R/plain/1-audit"
 "$BIN" compile examples/shop/app.yaml --url "$URL" --mode enforce --out-dir "$R/plain/2-enforce"
 "$BIN" compile examples/shop/app.yaml --url "$URL" --out-dir "$R/kustomize/base"
+# The same on Istio ambient: plugins on the Services' waypoints (istio/ROLLOUT.md "Ambient").
+"$BIN" compile examples/shop/app.yaml --url "$URL" --mode audit --ambient --out-dir "$R/ambient/1-audit"
+"$BIN" compile examples/shop/app.yaml --url "$URL" --mode enforce --ambient --out-dir "$R/ambient/2-enforce"

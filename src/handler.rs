@@ -8,10 +8,11 @@
 //!
 //! Host calls per request (each crossing costs ~0.1-0.3 µs in V8, and a
 //! read that returns data crosses twice, to allocate): 1 header map read,
-//! 1 property (the peer's URI SAN), 1 clock read, plus one write per header
-//! stripped or set, or 1 local reply. Counters and audit lines are kept per
-//! VM and handed to the host once per tick ([`flush`]): one log call and one
-//! counter update per reason seen, whatever the request rate.
+//! 1 property on a sidecar's mTLS connection (the URI SAN; more without one,
+//! see `peer.rs`), 1 clock read, plus one write per header stripped or set,
+//! or 1 local reply. Counters and audit lines are kept per VM and handed to
+//! the host once per tick ([`flush`]): one log call and one counter update
+//! per reason seen, whatever the request rate.
 
 mod tally;
 
@@ -24,6 +25,7 @@ use crate::error::{Diagnostic, Diagnostics, FieldPath};
 use crate::host::{Clock, Crypto, Level, Log, Metrics, PeerIdentity, RequestIo, METRIC_PREFIX};
 use crate::jwt::{native, SOFTWARE_CRYPTO};
 use crate::pattern::hostname::normalize_host;
+use crate::peer;
 use crate::policy::Policy;
 use crate::request::token::Edit;
 use std::cell::RefCell;
@@ -230,7 +232,7 @@ where
         host.set_request_header(name, None);
     }
 
-    let peer = host.peer_uri_san();
+    let peer = peer::identity(policy.peer_identity, host);
     let now_ms = host.now_millis();
     let method = headers.get(":method").unwrap_or("");
     let path = headers.get(":path").unwrap_or("");

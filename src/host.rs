@@ -55,11 +55,26 @@ pub trait RequestIo {
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str);
 }
 
-/// Who is on the other end of the connection, as the host proved it.
+/// The connection's TLS state as the host verified it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ConnectionPeer {
+    /// Plaintext, or TLS without a verified client certificate.
+    #[default]
+    NotMtls,
+    /// mTLS: the URI SAN of the verified peer certificate, as the host
+    /// gives it (`None`: the certificate has none).
+    Mtls(Option<Vec<u8>>),
+}
+
+/// Who the caller is, as the host proved it. Never read from a request
+/// header; which source counts is the policy's choice (`peer.rs`).
 pub trait PeerIdentity {
-    /// URI SAN of the verified peer certificate, only if the connection is
-    /// mTLS. Never read from a request header.
-    fn peer_uri_san(&self) -> Option<String>;
+    /// The connection's client certificate (`connection.mtls`, then
+    /// `connection.uri_san_peer_certificate`).
+    fn connection_peer(&self) -> ConnectionPeer;
+    /// The `io.istio.peer_principal` filter state of the stream, as an Istio
+    /// waypoint sets it from the HBONE tunnel's client certificate.
+    fn waypoint_principal(&self) -> Option<Vec<u8>>;
 }
 
 /// Data shared by every worker VM of the plugin (proxy-wasm shared data).

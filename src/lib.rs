@@ -4,7 +4,8 @@
 //! Layering, from the outside in (imports only run downward; `make lint`
 //! fails on a cycle):
 //! - `wasm` (wasm only): proxy-wasm entry points implementing `host`'s traits.
-//! - `handler`: per-request plumbing against those traits; `keys`: remote JWKS.
+//! - `handler`: per-request plumbing against those traits (`peer`: whose
+//!   identity counts); `keys`: remote JWKS.
 //! - `engine`: request facts in, final `Decision` (and `Trace`) out.
 //! - `policy`: the one validator and the compiled policy; `request`: tokens.
 //! - `jwt`, `pattern`: verification, parsers and matchers; `config`, `error`.
@@ -27,6 +28,7 @@ mod json;
 mod jwt;
 mod keys;
 mod pattern;
+mod peer;
 mod policy;
 mod request;
 

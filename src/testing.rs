@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::host::{Clock, Crypto, Level, Log, Metrics, PeerIdentity, RequestIo};
+use crate::host::{Clock, ConnectionPeer, Crypto, Level, Log, Metrics, PeerIdentity, RequestIo};
 use crate::request::headers::Headers;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -146,13 +146,33 @@ impl RequestIo for FakeRequest {
     }
 }
 
-/// A connection's peer: the URI SAN of its client certificate, if any.
+/// A caller as the host sees it: the connection's client certificate and
+/// the waypoint's filter state, each as raw bytes.
 #[derive(Debug, Default)]
-pub struct FakePeer(pub Option<String>);
+pub struct FakePeer {
+    pub connection: ConnectionPeer,
+    pub waypoint: Option<Vec<u8>>,
+}
+
+impl FakePeer {
+    /// A sidecar's caller: mTLS with this URI SAN, or plaintext (`None`).
+    pub fn connection(san: Option<&str>) -> FakePeer {
+        FakePeer {
+            connection: match san {
+                Some(s) => ConnectionPeer::Mtls(Some(s.as_bytes().to_vec())),
+                None => ConnectionPeer::NotMtls,
+            },
+            waypoint: None,
+        }
+    }
+}
 
 impl PeerIdentity for FakePeer {
-    fn peer_uri_san(&self) -> Option<String> {
-        self.0.clone()
+    fn connection_peer(&self) -> ConnectionPeer {
+        self.connection.clone()
+    }
+    fn waypoint_principal(&self) -> Option<Vec<u8>> {
+        self.waypoint.clone()
     }
 }
 
@@ -194,7 +214,8 @@ macro_rules! impl_host {
     };
     (@one $t:ty, $f:ident, PeerIdentity) => {
         impl $crate::host::PeerIdentity for $t {
-            fn peer_uri_san(&self) -> Option<String> { self.$f.peer_uri_san() }
+            fn connection_peer(&self) -> $crate::host::ConnectionPeer { self.$f.connection_peer() }
+            fn waypoint_principal(&self) -> Option<Vec<u8>> { self.$f.waypoint_principal() }
         }
     };
 }

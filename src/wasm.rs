@@ -7,8 +7,8 @@
 
 use crate::handler::{self, Loaded, Verdict};
 use crate::host::{
-    Clock, Crypto, HttpCalls, Level, Log, Metrics, PeerIdentity, RequestIo, SharedData,
-    SignatureBackend,
+    Clock, ConnectionPeer, Crypto, HttpCalls, Level, Log, Metrics, PeerIdentity, RequestIo,
+    SharedData, SignatureBackend,
 };
 use crate::jwt::native;
 use crate::keys::manager::{KeyManager, Response};
@@ -84,14 +84,31 @@ impl RequestIo for WasmHost {
 }
 
 impl PeerIdentity for WasmHost {
-    fn peer_uri_san(&self) -> Option<String> {
-        // Envoy has a peer certificate only on a TLS connection whose client
-        // presented one that passed validation, so the SAN read alone (one
-        // call, not two) is the mTLS check: no certificate, no SAN.
-        match hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"]) {
-            Ok(Some(bytes)) => String::from_utf8(bytes).ok().filter(|s| !s.is_empty()),
-            _ => None,
+    fn connection_peer(&self) -> ConnectionPeer {
+        // The SAN first: on a sidecar's mTLS connection (the hot path) it is
+        // the only call. Envoy has a peer certificate only on a TLS
+        // connection whose client presented one that passed validation.
+        if let Ok(Some(san)) =
+            hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"])
+        {
+            if !san.is_empty() {
+                return ConnectionPeer::Mtls(Some(san));
+            }
         }
+        // No URI SAN: an mTLS certificate without one, or no mTLS at all
+        // (a waypoint's internal listener); the 1-byte flag tells which.
+        let mtls = matches!(hostcalls::get_property(vec!["connection", "mtls"]), Ok(Some(b)) if b.first() == Some(&1));
+        if !mtls {
+            return ConnectionPeer::NotMtls;
+        }
+        ConnectionPeer::Mtls(None)
+    }
+
+    fn waypoint_principal(&self) -> Option<Vec<u8>> {
+        // A string object's serializeAsString(): the raw value, no proto framing.
+        hostcalls::get_property(vec!["filter_state", "io.istio.peer_principal"])
+            .ok()
+            .flatten()
     }
 }
 

@@ -170,10 +170,12 @@ fn every_compiled_plugin_config_loads_in_the_engine() {
 #[test]
 fn rollout_manifests_match_compile() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (dir, mode) in [
-        ("istio/rollout/plain/1-audit", Some("audit")),
-        ("istio/rollout/plain/2-enforce", Some("enforce")),
-        ("istio/rollout/kustomize/base", None),
+    for (dir, mode, ambient) in [
+        ("istio/rollout/plain/1-audit", Some("audit"), false),
+        ("istio/rollout/plain/2-enforce", Some("enforce"), false),
+        ("istio/rollout/kustomize/base", None, false),
+        ("istio/rollout/ambient/1-audit", Some("audit"), true),
+        ("istio/rollout/ambient/2-enforce", Some("enforce"), true),
     ] {
         let out = scratch(&dir.replace('/', "-"));
         let o = out.to_string_lossy().to_string();
@@ -187,6 +189,9 @@ fn rollout_manifests_match_compile() {
         ];
         if let Some(m) = mode {
             args.extend(["--mode", m]);
+        }
+        if ambient {
+            args.push("--ambient");
         }
         let r = run(&args);
         assert!(r.status.success(), "{}", text(&r.stderr));

@@ -62,6 +62,40 @@ const ajvCheck = (validate, value, what) => {
   else fail(what, ajv.errorsText(validate.errors, { dataVar: "" }));
 };
 
+// The CRDs' CEL rules (x-kubernetes-validations in Istio's crd-all.gen.yaml),
+// which the schema models above do not evaluate.
+const ATTACHABLE = new Set(["WasmPlugin", "AuthorizationPolicy", "RequestAuthentication"]);
+function celProblem(doc) {
+  const spec = doc.spec ?? {};
+  const n = ["selector", "targetRef", "targetRefs"].filter((k) => spec[k] !== undefined).length;
+  if (n > 1) return "only one of targetRefs or selector can be set";
+  if ((spec.targetRefs ?? []).some((r) => r.namespace)) return "cross namespace referencing is not currently supported";
+  return null;
+}
+function celCheck(doc, what) {
+  if (!ATTACHABLE.has(doc.kind)) return;
+  const problem = celProblem(doc);
+  if (problem) fail(`${what} (Istio CEL)`, problem);
+  else ok(`${what} (Istio CEL: one of selector/targetRefs, same namespace)`);
+}
+
+// What a waypoint attaches by (pilot/pkg/model/policyattachment.go): a
+// Service (core group "") or a Gateway API Gateway; it ignores `match.ports`.
+const TARGETS = { Service: "", Gateway: "gateway.networking.k8s.io" };
+function ambientProblem(doc) {
+  const refs = doc.spec?.targetRefs;
+  if (!refs?.length) return "no targetRefs";
+  const bad = refs.find((r) => TARGETS[r.kind] === undefined || r.group !== TARGETS[r.kind]);
+  if (bad) return `targetRef ${JSON.stringify(bad)} is neither {group: "", kind: Service} nor {group: gateway.networking.k8s.io, kind: Gateway}`;
+  if (doc.spec.selector || doc.spec.match) return "selector or match set";
+  return null;
+}
+function ambientCheck(doc, what) {
+  const problem = ambientProblem(doc);
+  if (problem) fail(`${what} (ambient)`, problem);
+  else ok(`${what} (ambient: targetRefs ${doc.spec.targetRefs.map((r) => `${r.kind}/${r.name}`).join(", ")})`);
+}
+
 function istioCheck(doc, what) {
   const Model = ISTIO[`${doc.apiVersion}/${doc.kind}`];
   if (!Model) return false;
@@ -71,6 +105,7 @@ function istioCheck(doc, what) {
   } catch (e) {
     fail(`${what} (Istio ${doc.kind} schema)`, e.message);
   }
+  celCheck(doc, what);
   if (doc.kind === "WasmPlugin") {
     ajvCheck(pluginConfig, doc.spec?.pluginConfig, `${what} pluginConfig (plugin-config.schema.json)`);
   }
@@ -151,6 +186,14 @@ function selfTest() {
   if (meshIdentity(prov({ remoteJwks: remote })) && !meshIdentity(prov({ remoteJwks: remote, jwks: { keys: [{ kty: "RSA" }] } })) && !meshIdentity(prov({})))
     ok("self-test: mesh-identity schema takes exactly one of jwks and remoteJwks");
   else fail("self-test", "mesh-identity schema: jwks/remoteJwks not exactly one");
+  const svc = { group: "", kind: "Service", name: "api" };
+  const wp = (spec) => ({ kind: "WasmPlugin", spec: { url: "oci://x", ...spec } });
+  if (celProblem(wp({ targetRefs: [svc], selector: { matchLabels: { a: "b" } } })) && celProblem(wp({ targetRefs: [{ ...svc, namespace: "other" }] })) && !celProblem(wp({ targetRefs: [svc] })))
+    ok("self-test: the CEL check refuses selector with targetRefs and cross-namespace targetRefs");
+  else fail("self-test", "CEL check");
+  if (ambientProblem(wp({ targetRefs: [{ ...svc, group: "core" }] })) && ambientProblem(wp({ targetRefs: [{ group: "", kind: "Gateway", name: "w" }] })) && ambientProblem(wp({ targetRefs: [svc], match: [{ mode: "SERVER" }] })) && ambientProblem(wp({ selector: {} })) && !ambientProblem(wp({ targetRefs: [svc] })))
+    ok("self-test: the ambient check refuses wrong group/kind pairs, match and selectors");
+  else fail("self-test", "ambient check");
 }
 
 const cue = cueModule.default ?? cueModule;
@@ -211,6 +254,7 @@ async function checkKubeVela() {
       else fail(`${what} vs oam-authz compile`, `differs:\n${JSON.stringify(stable(a))}\n${JSON.stringify(stable(b))}`);
     }
   }
+  await checkKubeVelaAmbient(trait, app, appFile, bin);
   // The trait's parameter schema is closed: a typo must not render.
   try {
     await cueExport(`${trait}\n${context(app, "x")}parameter: {rules: [{name: "r", roles: ["a"], method: ["GET"]}]}\n`, "outputs");
@@ -234,6 +278,70 @@ async function checkKubeVela() {
     fail("self-test: kubevela mesh-identity", "accepted a provider without audiences");
   } catch {
     ok("self-test: kubevela mesh-identity refuses a provider without audiences");
+  }
+}
+
+// The trait with dataplane ambient (and with a waypoint and peerIdentity)
+// against `oam-authz compile` of the same properties: targetRefs and
+// pluginConfig equal, no selector or match; and what it must refuse.
+async function checkKubeVelaAmbient(trait, app, appFile, bin) {
+  const variants = [
+    ["ambient", { dataplane: "ambient" }, ["--ambient"]],
+    ["waypoint + istio_waypoint", { waypoint: "ledger-waypoint", peerIdentity: "istio_waypoint" }, []],
+  ];
+  for (const [label, extra, flags] of variants) {
+    const changed = structuredClone(app);
+    for (const c of changed.spec.components)
+      for (const t of c.traits ?? []) if (t.type === "mesh-access") Object.assign(t.properties, extra);
+    const file = join(tmp, `app-${tmpN++}.yaml`);
+    writeFileSync(file, JSON.stringify(changed));
+    for (const c of changed.spec.components) {
+      for (const t of c.traits ?? []) {
+        if (t.type !== "mesh-access") continue;
+        const what = `kubevela mesh-access (${label}) rendered for ${app.metadata.name}/${c.name}`;
+        let out;
+        try {
+          out = await cueExport(`${trait}\n${context(app, c.name)}parameter: ${JSON.stringify(t.properties)}\n`, "outputs");
+        } catch (e) {
+          fail(what, e.message);
+          continue;
+        }
+        istioCheck(out.wasmplugin, what);
+        ambientCheck(out.wasmplugin, what);
+        if (!bin) {
+          fail(`${what} vs oam-authz compile`, "no oam-authz binary (build it, or set OAM_AUTHZ_BIN)");
+          continue;
+        }
+        const docs = parseAllDocuments(execFileSync(bin, ["compile", file, "--url", URL, ...flags], { encoding: "utf8" })).map((d) => d.toJS());
+        const mine = docs.find((d) => d?.metadata?.name === out.wasmplugin.metadata.name);
+        const pick = (p) => stable({ targetRefs: p.spec.targetRefs, pluginConfig: { ...p.spec.pluginConfig, policy_version: null } });
+        if (mine && JSON.stringify(pick(out.wasmplugin)) === JSON.stringify(pick(mine))) ok(`${what} equals oam-authz compile ${flags.join(" ")}`.trim());
+        else fail(`${what} vs oam-authz compile`, `differs:\n${JSON.stringify(pick(out.wasmplugin))}\n${JSON.stringify(mine && pick(mine))}`);
+      }
+    }
+  }
+  const rules = [{ name: "h", public: true }];
+  // The control: valid ambient parameters render.
+  try {
+    await cueExport(`${trait}\n${context(app, "x")}parameter: ${JSON.stringify({ rules, dataplane: "ambient", peerIdentity: "istio_waypoint" })}\n`, "outputs");
+    await cueExport(`${trait}\n${context(app, "x")}parameter: ${JSON.stringify({ rules, waypoint: "w.x", peerIdentity: "auto" })}\n`, "outputs");
+    ok("self-test: kubevela trait renders valid ambient parameters");
+  } catch (e) {
+    fail("self-test: kubevela trait with valid ambient parameters", e.message);
+  }
+  for (const [why, param] of [
+    ["peerIdentity connection on ambient", { rules, dataplane: "ambient", peerIdentity: "connection" }],
+    ["peerIdentity connection with a waypoint", { rules, waypoint: "w", peerIdentity: "connection" }],
+    ["a waypoint on the sidecar data plane", { rules, dataplane: "sidecar", waypoint: "w" }],
+    ["a waypoint that is no object name", { rules, waypoint: "Shop_WP" }],
+    ["an unknown peerIdentity", { rules, peerIdentity: "header" }],
+  ]) {
+    try {
+      await cueExport(`${trait}\n${context(app, "x")}parameter: ${JSON.stringify(param)}\n`, "outputs");
+      fail(`self-test: kubevela trait`, `accepted ${why}`);
+    } catch {
+      ok(`self-test: kubevela trait refuses ${why}`);
+    }
   }
 }
 
@@ -307,10 +415,45 @@ async function checkKubeVelaRemoteJwks(trait, policy, bin) {
   }
 }
 
+// `compile --ambient` (and `--waypoint`) and `export-istio --ambient` of every
+// example, live: nothing of it is checked in.
+const URL = "oci://registry.example.com/oam-authz/filter:0.1.0";
+function checkAmbientCompile(bin) {
+  if (!bin) return fail("compile --ambient", "no oam-authz binary (build it, or set OAM_AUTHZ_BIN)");
+  const runs = [];
+  for (const app of readdirSync(join(repo, "examples")).sort()) {
+    const file = join(repo, "examples", app, "app.yaml");
+    if (!existsSync(file)) continue;
+    runs.push([`examples/${app} compile --ambient --namespace-default`, ["compile", file, "--url", URL, "--ambient", "--namespace-default"]]);
+    runs.push([`examples/${app} export-istio --ambient`, ["export-istio", file, "--ambient"]]);
+  }
+  const one = join(repo, "examples", "deploy-api", "app.yaml");
+  runs.push(["examples/deploy-api compile --ambient --waypoint", ["compile", one, "--url", URL, "--ambient", "--waypoint", "delivery-waypoint"]]);
+  for (const [label, argv] of runs) {
+    let text;
+    try {
+      text = execFileSync(bin, argv, { encoding: "utf8" });
+    } catch (e) {
+      fail(label, e.message);
+      continue;
+    }
+    parseAllDocuments(text).forEach((d, i) => {
+      const doc = d.toJS();
+      if (!doc) return;
+      const what = `${label}#${i} ${doc.kind} ${doc.metadata?.name}`;
+      if (!istioCheck(doc, what)) fail(what, "not an Istio resource");
+      ambientCheck(doc, what);
+    });
+  }
+}
+
 const args = process.argv.slice(2);
 const roots = args.length ? args.map((a) => resolve(a)) : [join(repo, "examples"), join(repo, "istio")];
 selfTest();
 for (const f of roots.flatMap((r) => walk(r, []))) checkFile(f);
-if (!args.length) await checkKubeVela();
+if (!args.length) {
+  checkAmbientCompile(cliBinary());
+  await checkKubeVela();
+}
 console.log(`schema-check: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -9,8 +9,8 @@
 //! these types accept, with the same values.
 
 use super::types::{
-    ClaimCondition, Effect, ForwardConfig, JwtCondition, Mode, PluginConfig, ProviderConfig,
-    RemoteJwksConfig, RoleConfig, RuleConfig, SignatureBackendMode, TokenSource,
+    ClaimCondition, Effect, ForwardConfig, JwtCondition, Mode, PeerIdentitySource, PluginConfig,
+    ProviderConfig, RemoteJwksConfig, RoleConfig, RuleConfig, SignatureBackendMode, TokenSource,
 };
 use crate::error::{Diagnostic, Diagnostics, FieldPath, Problem};
 use crate::json::read::parse_value;
@@ -262,6 +262,7 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         "rules",
         "forward",
         "signature_backend",
+        "peer_identity",
     ];
     let f = Fields::new(d, v, path, "PluginConfig", KNOWN)?;
     let schema_version = f.required(d, "schema_version").and_then(|v| {
@@ -285,6 +286,15 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
             ("host", SignatureBackendMode::Host),
         ],
     );
+    let peer_identity = f.variant(
+        d,
+        "peer_identity",
+        &[
+            ("auto", PeerIdentitySource::Auto),
+            ("connection", PeerIdentitySource::Connection),
+            ("istio_waypoint", PeerIdentitySource::IstioWaypoint),
+        ],
+    );
     // Every field is read before any is found missing: all problems count.
     let policy_version = f.opt_string(d, "policy_version");
     let trust_domain = f.string(d, "trust_domain");
@@ -306,6 +316,7 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         rules: rules?,
         forward,
         signature_backend,
+        peer_identity,
     })
 }
 

@@ -29,6 +29,9 @@ pub struct PluginConfig {
     /// Where RSA/ECDSA signatures are checked. Default `auto`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub signature_backend: SignatureBackendMode,
+    /// Where the caller's SPIFFE identity comes from. Default `auto`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub peer_identity: PeerIdentitySource,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -45,6 +48,21 @@ pub enum SignatureBackendMode {
     Auto,
     Wasm,
     Host,
+}
+
+/// Where the caller's SPIFFE identity comes from (docs/policy.md "Peer
+/// identity"); never from a request header.
+/// `connection`: the URI SAN of the connection's verified client certificate
+/// (a sidecar). `istio_waypoint`: the `io.istio.peer_principal` filter state
+/// an Istio waypoint sets from the HBONE tunnel's client certificate.
+/// `auto`: the certificate when the connection is mTLS, else the filter state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerIdentitySource {
+    #[default]
+    Auto,
+    Connection,
+    IstioWaypoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -38,7 +38,7 @@ fn request(
     host.request
         .headers
         .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    host.peer.0 = peer.map(str::to_string);
+    host.peer = crate::testing::FakePeer::connection(peer);
     host.clock.set(NOW * 1000 + 5);
     host.request.sent = None;
     host.log.clear();
@@ -281,6 +281,10 @@ fn bad_configs_are_refused_naming_the_field() {
             "mode: unknown variant `permissive`",
         ),
         (
+            mutate(&["peer_identity"], json!("header")),
+            "peer_identity: unknown variant `header`",
+        ),
+        (
             mutate(&["roles", "0", "principals", "0"], json!("ns/shop/sa")),
             "roles[0].principals[0]: 'ns/shop/sa'",
         ),
@@ -491,5 +495,70 @@ fn crypto_plan_refuses_what_this_build_cannot_verify() {
                 panic!("{algs:?} {backend} host={host_works} sw={software}: want {w:?}, got {g:?}")
             }
         }
+    }
+}
+
+/// The policy's `peer_identity` decides whose identity the handler hands the
+/// engine: on a waypoint (no mTLS, the tunnel's identity in filter state)
+/// `auto` and `istio_waypoint` see the deployer, `connection` sees no one;
+/// a spoofed XFCC header is never an identity.
+#[test]
+fn waypoint_identity_follows_the_policy_source() {
+    let f = fx();
+    let base: Value = serde_json::from_str(&policy_json(&f.gitlab, &f.okta, "enforce")).unwrap();
+    let bearer = format!("Bearer {}", gitlab_token(json!({})));
+    let xfcc = format!("By=spiffe://cluster.local/ns/shop/sa/waypoint;URI={DEPLOYER}");
+    for (source, peer, want) in [
+        (None, Some(DEPLOYER), None),
+        (Some("auto"), Some(DEPLOYER), None),
+        (Some("istio_waypoint"), Some(DEPLOYER), None),
+        (Some("connection"), None, Some("role_required")),
+    ] {
+        let mut cfg = base.clone();
+        if let Some(s) = source {
+            cfg["peer_identity"] = json!(s);
+        }
+        let mut host = FakeHost::default();
+        let l = configure(&mut host, Some(cfg.to_string().as_bytes())).unwrap();
+        request(
+            &mut host,
+            "POST",
+            "/deploy",
+            None,
+            &[("authorization", &bearer)],
+        );
+        host.peer.waypoint = Some(DEPLOYER.as_bytes().to_vec());
+        run(&mut host, &l);
+        assert_eq!(
+            host.request.sent.as_ref().map(|s| s.0),
+            want.map(|_| 403),
+            "{source:?}"
+        );
+        let ev = &audit_events(&host)[0];
+        assert_eq!(ev["peer"].as_str(), peer, "{source:?}: {ev}");
+        if let Some(reason) = want {
+            assert_eq!(ev["reason"], reason, "{source:?}");
+        } else {
+            assert_eq!(host.request.header("x-oam-principal"), vec![DEPLOYER]);
+        }
+
+        // No tunnel identity: the XFCC header names the deployer, in vain.
+        request(
+            &mut host,
+            "POST",
+            "/deploy",
+            None,
+            &[
+                ("authorization", &bearer),
+                ("x-forwarded-client-cert", &xfcc),
+            ],
+        );
+        run(&mut host, &l);
+        assert_eq!(
+            host.request.sent.as_ref().map(|s| s.0),
+            Some(403),
+            "{source:?}"
+        );
+        assert_eq!(audit_events(&host)[0]["peer"], Value::Null, "{source:?}");
     }
 }

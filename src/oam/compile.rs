@@ -10,7 +10,7 @@
 use super::analyze;
 use super::finding::{Finding, Scope, Severity};
 use super::load::{AccessTrait, Application, Component};
-use super::lower::{lower_component, lower_identity, IdentityCtx, Lowered, PathMap};
+use super::lower::{lower_component, lower_identity, Attach, IdentityCtx, Lowered, PathMap};
 use super::model::MeshIdentity;
 use crate::config::PluginConfig;
 use crate::error::{Diagnostic, FieldPath, Naming, Seg};
@@ -27,6 +27,8 @@ pub struct CompiledComponent {
     pub config: PluginConfig,
     pub policy: Policy,
     pub paths: PathMap,
+    /// Where its WasmPlugin attaches.
+    pub attach: Attach,
 }
 
 /// Compile every protected component. Components with errors are left out
@@ -80,6 +82,7 @@ pub fn compile_app(app: &Application, opts: &Options) -> (Vec<CompiledComponent>
             out.push(c);
         }
     }
+    shared_waypoints(app, &out, opts, &mut findings);
     if !app
         .components
         .iter()
@@ -94,6 +97,45 @@ pub fn compile_app(app: &Application, opts: &Options) -> (Vec<CompiledComponent>
     let mut seen = BTreeSet::new();
     findings.retain(|f| seen.insert(f.clone()));
     (out, findings)
+}
+
+/// OAM-only: a plugin attached to a waypoint runs on every request through
+/// it, so two components on one waypoint would each enforce their rules on
+/// the other's traffic (Istio: pilot/pkg/model/policyattachment.go).
+fn shared_waypoints(
+    app: &Application,
+    compiled: &[CompiledComponent],
+    opts: &Options,
+    findings: &mut Vec<Finding>,
+) {
+    if let (Some(w), [_, _, ..]) = (&opts.waypoint, compiled) {
+        let names: Vec<&str> = compiled.iter().map(|c| c.component.as_str()).collect();
+        findings.push(Finding::error(
+            Scope::Application(app.name.clone()),
+            "spec.components",
+            format!(
+                "--waypoint {w} attaches every protected component to one waypoint, which runs every plugin attached to it on all its traffic, so each policy would also judge the others' requests; this application protects {} components ({}): drop --waypoint to attach each to its Service",
+                names.len(),
+                names.join(", ")
+            ),
+        ));
+        return;
+    }
+    for (i, c) in compiled.iter().enumerate() {
+        let Attach::Waypoint(w) = &c.attach else {
+            continue;
+        };
+        if let Some(first) = compiled.iter().take(i).find(|o| o.attach == c.attach) {
+            findings.push(Finding::error(
+                Scope::Component(c.component.clone()),
+                format!("{}.waypoint", c.paths.root),
+                format!(
+                    "components '{}' and '{}' both attach to waypoint '{w}': a waypoint runs every plugin attached to it on all its traffic, so each policy would also judge the other's requests; attach to the Services instead (no waypoint) or give each component its own waypoint",
+                    first.component, c.component
+                ),
+            ));
+        }
+    }
 }
 
 /// The identity settings on their own (every provider and shared role,
@@ -198,6 +240,7 @@ fn compile_component(
         config: lowered.config,
         policy,
         paths: lowered.paths,
+        attach: lowered.attach,
     })
 }
 

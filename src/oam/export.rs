@@ -6,7 +6,8 @@
 use super::compile::CompiledComponent;
 use super::load::Application;
 use super::lower::canonical_json;
-use super::manifest::{plugin_name, LABEL_APP, LABEL_COMPONENT};
+use super::lower::Attach;
+use super::manifest::{plugin_name, TargetRef, LABEL_APP, LABEL_COMPONENT};
 use crate::config::{
     ClaimCondition, Effect, Mode, PluginConfig, ProviderConfig, RemoteJwksConfig, RoleConfig,
     RuleConfig, TokenSource,
@@ -257,8 +258,14 @@ fn one(
     notes: &mut BTreeSet<String>,
 ) {
     let cfg = &c.config;
-    let selector = json!({ "matchLabels": { LABEL_APP: app.name, LABEL_COMPONENT: c.component } });
     let base = plugin_name(&app.name, &c.component);
+    let attach = attachment(app, c, notes);
+    let spec = |mut rest: Value| {
+        if let (Some(o), (key, v)) = (rest.as_object_mut(), &attach) {
+            o.insert((*key).to_string(), v.clone());
+        }
+        rest
+    };
     if !cfg.providers.is_empty() {
         let rules: Vec<Value> = cfg.providers.iter().map(|p| jwt_rule(p, notes)).collect();
         if let Some(f) = &cfg.forward {
@@ -270,7 +277,7 @@ fn one(
             "apiVersion": "security.istio.io/v1",
             "kind": "RequestAuthentication",
             "metadata": metadata(app, base.clone(), cfg),
-            "spec": { "selector": selector, "jwtRules": rules },
+            "spec": spec(json!({ "jwtRules": rules })),
         }));
     }
     let deny = istio_rules(cfg, Effect::Deny, notes);
@@ -279,7 +286,7 @@ fn one(
             "apiVersion": "security.istio.io/v1",
             "kind": "AuthorizationPolicy",
             "metadata": metadata(app, format!("{base}-deny"), cfg),
-            "spec": { "selector": selector, "action": "DENY", "rules": deny },
+            "spec": spec(json!({ "action": "DENY", "rules": deny })),
         }));
     }
     // An ALLOW policy with no rules denies everything, which is also what the
@@ -289,7 +296,7 @@ fn one(
         "apiVersion": "security.istio.io/v1",
         "kind": "AuthorizationPolicy",
         "metadata": metadata(app, format!("{base}-allow"), cfg),
-        "spec": { "selector": selector, "action": "ALLOW", "rules": allow },
+        "spec": spec(json!({ "action": "ALLOW", "rules": allow })),
     }));
     if cfg.mode == Mode::Audit {
         notes.insert("audit mode is exported as the istio.io/dry-run annotation (AuthorizationPolicy only: a dry-run RequestAuthentication does not exist, so an invalid token is still refused)".into());
@@ -304,6 +311,31 @@ fn one(
             notes.insert("forward headers (principal, subject, issuer, roles) and strip_headers have no AuthorizationPolicy equivalent".into());
         }
     }
+}
+
+/// `selector` for sidecars; on ambient, the WasmPlugin's `targetRefs`, and
+/// what differs there.
+fn attachment(
+    app: &Application,
+    c: &CompiledComponent,
+    notes: &mut BTreeSet<String>,
+) -> (&'static str, Value) {
+    let Some(target) = TargetRef::of(&c.attach, &c.component) else {
+        let labels = json!({ LABEL_APP: app.name, LABEL_COMPONENT: c.component });
+        return ("selector", json!({ "matchLabels": labels }));
+    };
+    notes.insert("ambient: the policies attach to the waypoint with targetRefs, as the WasmPlugins do; a selector-based AuthorizationPolicy would be enforced by ztunnel, which sees no HTTP (no methods, paths, hosts or request principals)".into());
+    notes.insert("ambient: on a waypoint, AuthorizationPolicy principals match the HBONE tunnel's identity (filter state io.istio.peer_principal), as the filter's peerIdentity auto does; RequestAuthentication is enforced there too".into());
+    if let Attach::Waypoint(w) = &c.attach {
+        notes.insert(format!(
+            "ambient: the policies of component '{}' attach to waypoint '{w}' and so judge every request it carries, for every Service it serves",
+            c.component
+        ));
+    }
+    (
+        "targetRefs",
+        json!([{ "group": target.group, "kind": target.kind, "name": target.name }]),
+    )
 }
 
 /// The Istio resources for every compiled component, as YAML documents.

@@ -8,10 +8,12 @@
 
 use super::finding::{Finding, Scope};
 use super::load::{AccessTrait, Application, Component};
-use super::model::{AccessRole, ClaimMatch, Forward, MeshIdentity, ProviderSpec, RemoteJwks};
+use super::model::{
+    AccessRole, ClaimMatch, Dataplane, Forward, MeshAccess, MeshIdentity, ProviderSpec, RemoteJwks,
+};
 use crate::config::{
-    ClaimCondition, ForwardConfig, JwtCondition, Mode, PluginConfig, ProviderConfig,
-    RemoteJwksConfig, RoleConfig, RuleConfig, SCHEMA_VERSION,
+    ClaimCondition, ForwardConfig, JwtCondition, Mode, PeerIdentitySource, PluginConfig,
+    ProviderConfig, RemoteJwksConfig, RoleConfig, RuleConfig, SCHEMA_VERSION,
 };
 use crate::policy::provider::DEFAULT_MAX_LIFETIME;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +27,10 @@ pub struct Options {
     pub max_token_lifetime: u64,
     /// Override every component's mode (rollout: audit first).
     pub mode: Option<Mode>,
+    /// Override every component's data plane (`compile --ambient`).
+    pub dataplane: Option<Dataplane>,
+    /// Attach every component to this waypoint (`compile --waypoint`).
+    pub waypoint: Option<String>,
 }
 
 impl Default for Options {
@@ -32,7 +38,79 @@ impl Default for Options {
         Options {
             max_token_lifetime: DEFAULT_MAX_LIFETIME,
             mode: None,
+            dataplane: None,
+            waypoint: None,
         }
+    }
+}
+
+/// Where a component's WasmPlugin attaches (docs/cli.md "Ambient").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// `selector` on the component's labels: its sidecars run the filter.
+    Sidecar,
+    /// `targetRefs` to the component's Service: the waypoint serving it
+    /// runs the filter for that Service's traffic only.
+    Service,
+    /// `targetRefs` to a waypoint `Gateway`: it runs the filter on every
+    /// request it carries, for whichever Service.
+    Waypoint(String),
+}
+
+/// Names of Kubernetes objects (a waypoint `Gateway`): an RFC 1123 subdomain.
+pub fn waypoint_name_problem(name: &str) -> Option<String> {
+    if super::load::valid_dns_subdomain(name) {
+        return None;
+    }
+    Some(format!(
+        "waypoint '{name}' is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253 characters)"
+    ))
+}
+
+/// The component's attachment, from the trait and the command's overrides,
+/// with the OAM-only checks of that choice.
+fn attach(
+    spec: &MeshAccess,
+    root: &str,
+    scope: &Scope,
+    opts: &Options,
+    findings: &mut Vec<Finding>,
+) -> Attach {
+    let waypoint = opts.waypoint.clone().or_else(|| spec.waypoint.clone());
+    let implied = waypoint.as_ref().map(|_| Dataplane::Ambient);
+    let dataplane = opts.dataplane.or(spec.dataplane).or(implied);
+    if opts.dataplane.is_none()
+        && spec.dataplane == Some(Dataplane::Sidecar)
+        && spec.waypoint.is_some()
+    {
+        findings.push(Finding::error(
+            scope.clone(),
+            format!("{root}.waypoint"),
+            "a waypoint applies only to the ambient data plane: remove 'waypoint', or set dataplane: ambient",
+        ));
+    }
+    if let (Some(w), None) = (&spec.waypoint, &opts.waypoint) {
+        if let Some(problem) = waypoint_name_problem(w) {
+            findings.push(Finding::error(
+                scope.clone(),
+                format!("{root}.waypoint"),
+                problem,
+            ));
+        }
+    }
+    if dataplane != Some(Dataplane::Ambient) {
+        return Attach::Sidecar;
+    }
+    if spec.peer_identity == Some(PeerIdentitySource::Connection) {
+        findings.push(Finding::error(
+            scope.clone(),
+            format!("{root}.peerIdentity"),
+            "'connection' sees no caller on a waypoint: its HTTP filters run on an internal connection without TLS; use 'auto' (the default) or 'istio_waypoint'",
+        ));
+    }
+    match waypoint {
+        Some(w) => Attach::Waypoint(w),
+        None => Attach::Service,
     }
 }
 
@@ -90,6 +168,8 @@ pub struct Lowered<'a> {
     pub paths: PathMap,
     /// The OAM role behind each `config.roles[i]`.
     pub origin: Vec<&'a AccessRole>,
+    /// Where the WasmPlugin attaches (`Sidecar` for identity settings).
+    pub attach: Attach,
     pub findings: Vec<Finding>,
 }
 
@@ -285,6 +365,7 @@ pub fn lower_identity<'a>(app: &Application, ctx: &IdentityCtx<'a>, opts: &Optio
     let domains = ctx.local_domains();
     let config = PluginConfig {
         signature_backend: Default::default(),
+        peer_identity: Default::default(),
         schema_version: SCHEMA_VERSION,
         policy_version: None,
         mode: Mode::default(),
@@ -300,6 +381,7 @@ pub fn lower_identity<'a>(app: &Application, ctx: &IdentityCtx<'a>, opts: &Optio
         config,
         paths,
         origin: ctx.spec.roles.iter().collect(),
+        attach: Attach::Sidecar,
         findings,
     }
 }
@@ -413,7 +495,9 @@ pub fn lower_component<'a>(
         roles,
         rules,
         forward: spec.forward.as_ref().map(forward_config),
+        peer_identity: spec.peer_identity.unwrap_or_default(),
     };
+    let attach = attach(spec, root, &scope, opts, &mut findings);
     let checked = PluginConfig {
         providers: ctx.spec.providers.iter().map(provider_config).collect(),
         ..config.clone()
@@ -423,6 +507,7 @@ pub fn lower_component<'a>(
         checked,
         paths,
         origin,
+        attach,
         findings,
     }
 }

@@ -7,6 +7,7 @@
 
 use super::compile::CompiledComponent;
 use super::load::Application;
+use super::lower::Attach;
 use crate::config::{Effect, Mode, PluginConfig, RuleConfig, SCHEMA_VERSION};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,6 +24,8 @@ pub struct PluginSettings {
     pub sha256: Option<String>,
     /// Order among AUTHN plugins; higher runs first.
     pub priority: i64,
+    /// `compile --ambient`: the default-deny plugins attach to Services too.
+    pub ambient: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,10 +44,15 @@ pub struct Metadata {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Exactly one of `selector` (sidecars) and `target_refs` (waypoints) is set:
+/// a sidecar ignores a plugin with targetRefs, a waypoint one without.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WasmPluginSpec {
-    pub selector: Selector,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<TargetRef>,
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
@@ -54,9 +62,38 @@ pub struct WasmPluginSpec {
     pub fail_strategy: &'static str,
     #[serde(rename = "type")]
     pub plugin_type: &'static str,
-    #[serde(rename = "match")]
+    /// Sidecars only: inbound traffic. A waypoint matches plugins as an
+    /// inbound listener of port 0, so `ports` would never match there.
+    #[serde(rename = "match", skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<TrafficSelector>,
     pub plugin_config: PluginConfig,
+}
+
+/// Istio's `PolicyTargetReference`: `group` "" is the core API group.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRef {
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl TargetRef {
+    /// The attachment's target; `None` for sidecars.
+    pub fn of(attach: &Attach, component: &str) -> Option<TargetRef> {
+        match attach {
+            Attach::Sidecar => None,
+            Attach::Service => Some(TargetRef {
+                group: "",
+                kind: "Service",
+                name: component.to_string(),
+            }),
+            Attach::Waypoint(w) => Some(TargetRef {
+                group: "gateway.networking.k8s.io",
+                kind: "Gateway",
+                name: w.clone(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -88,9 +125,11 @@ pub fn wasm_plugin(
     component: &str,
     config: PluginConfig,
     settings: &PluginSettings,
+    attach: &Attach,
 ) -> WasmPlugin {
     let mut meta_labels = labels(&app.name, component);
     meta_labels.insert("app.kubernetes.io/managed-by".into(), "oam-authz".into());
+    let target = TargetRef::of(attach, component);
     WasmPlugin {
         api_version: "extensions.istio.io/v1alpha1",
         kind: "WasmPlugin",
@@ -100,8 +139,11 @@ pub fn wasm_plugin(
             labels: meta_labels,
         },
         spec: WasmPluginSpec {
-            selector: Selector {
-                match_labels: labels(&app.name, component),
+            selector: match target {
+                Some(_) => None,
+                None => Some(Selector {
+                    match_labels: labels(&app.name, component),
+                }),
             },
             url: settings.url.clone(),
             sha256: settings.sha256.clone(),
@@ -109,7 +151,11 @@ pub fn wasm_plugin(
             priority: settings.priority,
             fail_strategy: "FAIL_CLOSE",
             plugin_type: "HTTP",
-            traffic: vec![TrafficSelector { mode: "SERVER" }],
+            traffic: match target {
+                Some(_) => Vec::new(),
+                None => vec![TrafficSelector { mode: "SERVER" }],
+            },
+            target_refs: target.into_iter().collect(),
             plugin_config: config,
         },
     }
@@ -120,6 +166,7 @@ pub fn wasm_plugin(
 pub fn default_deny_config(app: &str, component: &str, trust_domain: &str) -> PluginConfig {
     PluginConfig {
         signature_backend: Default::default(),
+        peer_identity: Default::default(),
         schema_version: SCHEMA_VERSION,
         policy_version: Some(format!("{app}/{component}@default-deny")),
         mode: Mode::Enforce,
@@ -137,6 +184,19 @@ pub fn default_deny_config(app: &str, component: &str, trust_domain: &str) -> Pl
             paths: None,
         }],
         forward: None,
+    }
+}
+
+/// A component without a policy is denied where the protected ones are
+/// enforced: on its Service's waypoint with `--ambient` or when every
+/// protected component is ambient, else on its sidecar. Never on a named
+/// waypoint, where it would deny the protected component's traffic too.
+fn default_deny_attach(compiled: &[CompiledComponent], settings: &PluginSettings) -> Attach {
+    let all_ambient = !compiled.is_empty() && compiled.iter().all(|c| c.attach != Attach::Sidecar);
+    if settings.ambient || all_ambient {
+        Attach::Service
+    } else {
+        Attach::Sidecar
     }
 }
 
@@ -186,29 +246,32 @@ pub fn render(
         .first()
         .map(|c| c.config.trust_domain.clone())
         .unwrap_or_else(|| super::lower::DEFAULT_TRUST_DOMAIN.to_string());
-    let mut items: Vec<(String, String, PluginConfig)> = compiled
+    let mut items: Vec<(String, String, PluginConfig, Attach)> = compiled
         .iter()
         .map(|c| {
             (
                 plugin_name(&app.name, &c.component),
                 c.component.clone(),
                 c.config.clone(),
+                c.attach.clone(),
             )
         })
         .collect();
     if namespace_default {
+        let default_attach = default_deny_attach(compiled, settings);
         for comp in app.components.iter().filter(|c| c.access.is_none()) {
             items.push((
                 format!("{}-default-deny", plugin_name(&app.name, &comp.name)),
                 comp.name.clone(),
                 default_deny_config(&app.name, &comp.name, &trust_domain),
+                default_attach.clone(),
             ));
         }
     }
-    for (name, component, config) in items {
+    for (name, component, config, attach) in items {
         match format {
             Format::WasmPlugin => {
-                let plugin = wasm_plugin(app, name.clone(), &component, config, settings);
+                let plugin = wasm_plugin(app, name.clone(), &component, config, settings, &attach);
                 out.push(Rendered {
                     file_name: format!("{name}.yaml"),
                     text: format!("{header}{}", yaml(&plugin)?),

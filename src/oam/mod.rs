@@ -28,5 +28,6 @@ pub use explain::explain_text;
 pub use export::export as export_istio;
 pub use finding::{Finding, FindingJson, Scope, Severity};
 pub use load::{load_str, Application};
-pub use lower::Options;
+pub use lower::{waypoint_name_problem, Attach, Options};
 pub use manifest::{join_stdout, render, Format, PluginSettings, Rendered};
+pub use model::Dataplane;

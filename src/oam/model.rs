@@ -10,7 +10,7 @@
 //! `method:` for `methods:` would otherwise silently widen a rule to every
 //! method. The JSON Schemas in `istio/schemas/` describe the same shapes.
 
-use crate::config::{Effect, Mode, TokenSource};
+use crate::config::{Effect, Mode, PeerIdentitySource, TokenSource};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -40,11 +40,32 @@ pub struct MeshAccess {
     pub rules: Vec<AccessRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<Forward>,
+    /// Where the caller's identity comes from: `auto` (default),
+    /// `connection` or `istio_waypoint` (docs/policy.md "Peer identity").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_identity: Option<PeerIdentitySource>,
+    /// Where the filter runs, hence how the WasmPlugin attaches: `sidecar`
+    /// (default: `selector`) or `ambient` (`targetRefs`: the component's
+    /// Service, whose waypoint runs it). `compile --ambient` overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane: Option<Dataplane>,
+    /// Ambient only: attach to this waypoint `Gateway` (same namespace)
+    /// instead of the Service. Implies `dataplane: ambient`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waypoint: Option<String>,
     /// Identity settings for this component only. KubeVela renders a trait
     /// without access to the application's policies, so the KubeVela trait
     /// takes them here; with the CLI, prefer the `mesh-identity` policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<MeshIdentity>,
+}
+
+/// Istio's two data planes (docs/cli.md "Ambient").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dataplane {
+    Sidecar,
+    Ambient,
 }
 
 /// A role: who the caller must be. `principals` (mTLS) and `jwt` (token);

@@ -14,7 +14,9 @@ pub mod provider;
 pub mod rule;
 pub mod sources;
 
-use crate::config::{Mode, PluginConfig, SignatureBackendMode, TokenSource, SCHEMA_VERSION};
+use crate::config::{
+    Mode, PeerIdentitySource, PluginConfig, SignatureBackendMode, TokenSource, SCHEMA_VERSION,
+};
 use crate::error::{Diagnostic, Diagnostics, FieldPath, Problem};
 use crate::keys::manager::SourceSpec;
 use crate::pattern::spiffe::valid_trust_domain;
@@ -46,6 +48,9 @@ pub struct Policy {
     /// Path index over `rules`.
     pub index: RuleIndex,
     pub signature_backend: SignatureBackendMode,
+    /// Whose identity counts: the connection's certificate or the waypoint's
+    /// filter state (`peer.rs`).
+    pub peer_identity: PeerIdentitySource,
     /// Warnings found while compiling (the policy loads with them).
     pub warnings: Vec<Diagnostic>,
 }
@@ -372,6 +377,7 @@ fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
         strip_headers,
         index,
         signature_backend: cfg.signature_backend,
+        peer_identity: cfg.peer_identity,
         warnings: Vec::new(),
     })
 }

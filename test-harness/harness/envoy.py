@@ -333,7 +333,9 @@ class Envoy:
     def _read_ports(self) -> None:
         status, body = self.admin_get("/listeners?format=json")
         for ls in json.loads(body).get("listener_statuses", []):
-            self.ports[ls["name"]] = int(ls["local_address"]["socket_address"]["port_value"])
+            sa = ls["local_address"].get("socket_address")  # internal listeners have none
+            if sa:
+                self.ports[ls["name"]] = int(sa["port_value"])
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -131,10 +131,16 @@ class TestPKI:
             key, cert = ca.issue(name, [x509.UniformResourceIdentifier(uri)], server=False)
             self.clients[name] = self._save(f"client-{name}", key, cert)
 
+        self._ca = ca
         rogue = _CA("rogue CA")
         _write_cert(os.path.join(directory, "rogue-ca.pem"), rogue.cert)
         key, cert = rogue.issue("frontend", [x509.UniformResourceIdentifier(WORKLOADS["frontend"])], server=False)
         self.untrusted = self._save("client-untrusted", key, cert)
+
+    def issue_client(self, stem: str, uris: list[str]) -> CertFiles:
+        """A client certificate from the mesh CA with these URI SANs (in order)."""
+        key, cert = self._ca.issue(stem, [x509.UniformResourceIdentifier(u) for u in uris], server=False)
+        return self._save(f"client-{stem}", key, cert)
 
     def _save(self, stem: str, key, cert) -> CertFiles:
         c = os.path.join(self.dir, f"{stem}.pem")

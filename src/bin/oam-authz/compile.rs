@@ -1,6 +1,7 @@
 //! `oam-authz compile`: WasmPlugin resources (or plain plugin configs).
 
 use crate::common::{load_clean, Fatal, ModeArg};
+use crate::dataplane::DataplaneArgs;
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{join_stdout, render, Format, Options, PluginSettings};
 use sha2::{Digest, Sha256};
@@ -42,6 +43,8 @@ pub struct CompileArgs {
     /// Longest token lifetime a provider may allow, in seconds.
     #[arg(long, default_value_t = 86_400)]
     max_token_lifetime: u64,
+    #[command(flatten)]
+    dataplane: DataplaneArgs,
 }
 
 /// `--url`: required for WasmPlugins, one of the schemes Istio pulls from.
@@ -84,10 +87,12 @@ pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
     };
     let url = module_url(format, a.url)?;
     let sha256 = module_digest(a.module.as_ref())?;
-    let opts = Options {
+    let mut opts = Options {
         max_token_lifetime: a.max_token_lifetime,
         mode: a.mode.map(ModeArg::mode),
+        ..Options::default()
     };
+    a.dataplane.apply(&mut opts)?;
     let loaded = match load_clean(&a.app, &opts)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -96,6 +101,7 @@ pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
         url,
         sha256,
         priority: a.priority,
+        ambient: a.dataplane.ambient(),
     };
     let source = a
         .app

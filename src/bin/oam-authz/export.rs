@@ -1,6 +1,7 @@
 //! `oam-authz export-istio`: the nearest native Istio equivalent.
 
 use crate::common::{load_clean, Fatal};
+use crate::dataplane::DataplaneArgs;
 use clap::Args;
 use oam_authz::oam::{export_istio, Options};
 use std::path::PathBuf;
@@ -9,10 +10,14 @@ use std::process::ExitCode;
 #[derive(Args)]
 pub struct ExportIstioArgs {
     app: PathBuf,
+    #[command(flatten)]
+    dataplane: DataplaneArgs,
 }
 
 pub fn run(a: ExportIstioArgs) -> Result<ExitCode, Fatal> {
-    let loaded = match load_clean(&a.app, &Options::default())? {
+    let mut opts = Options::default();
+    a.dataplane.apply(&mut opts)?;
+    let loaded = match load_clean(&a.app, &opts)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };

@@ -7,6 +7,7 @@
 
 mod common;
 mod compile;
+mod dataplane;
 mod explain;
 mod export;
 mod test;

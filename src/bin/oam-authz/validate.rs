@@ -1,6 +1,7 @@
 //! `oam-authz validate`: every finding of every file, for people or CI.
 
 use crate::common::{load, Fatal, Output};
+use crate::dataplane::DataplaneArgs;
 use clap::Args;
 use oam_authz::oam::{FindingJson, Options};
 use std::path::PathBuf;
@@ -18,13 +19,16 @@ pub struct ValidateArgs {
     /// Longest token lifetime a provider may allow, in seconds.
     #[arg(long, default_value_t = 86_400)]
     max_token_lifetime: u64,
+    #[command(flatten)]
+    dataplane: DataplaneArgs,
 }
 
 pub fn run(a: ValidateArgs) -> Result<ExitCode, Fatal> {
-    let opts = Options {
+    let mut opts = Options {
         max_token_lifetime: a.max_token_lifetime,
-        mode: None,
+        ..Options::default()
     };
+    a.dataplane.apply(&mut opts)?;
     let mut all = Vec::new();
     let mut components = 0usize;
     for path in &a.apps {
