@@ -584,3 +584,53 @@ fn audit_mode_compiles_and_keeps_the_decision() {
     let d = run(&p, &case("", "GET", "/debug/x", None));
     assert_eq!(d.reason.code(), "denied_by_rule");
 }
+
+/// Roles past the 64th are remembered apart from the first 64 (bit sets):
+/// both halves decide and report alike.
+#[test]
+fn many_roles_decide_and_report_in_order() {
+    let roles: Vec<Value> = (0..70)
+        .map(|i| json!({"name": format!("r{i}"), "principals": [format!("ns/n{i}/sa/s")]}))
+        .collect();
+    let cfg = json!({"schema_version": 1, "trust_domain": "cluster.local", "roles": roles,
+        "rules": [{"name": "low", "roles": ["r3"], "paths": ["/low"]},
+                  {"name": "high", "roles": ["r66", "r69"], "paths": ["/high"]}]})
+    .to_string();
+    let policy = Policy::from_json(&cfg).unwrap();
+    let headers = Headers::default();
+    let cases: [(&str, &str, &str, Vec<&str>); 3] = [
+        (
+            "/low",
+            "spiffe://cluster.local/ns/n3/sa/s",
+            "role_granted",
+            vec!["r3"],
+        ),
+        (
+            "/high",
+            "spiffe://cluster.local/ns/n69/sa/s",
+            "role_granted",
+            vec!["r69"],
+        ),
+        // Only the roles the covering rules name are consulted.
+        (
+            "/high",
+            "spiffe://cluster.local/ns/n3/sa/s",
+            "role_required",
+            vec![],
+        ),
+    ];
+    for (path, peer, want, held) in cases {
+        let req = Request {
+            method: "GET",
+            path,
+            host: "h",
+            headers: &headers,
+            peer: Some(peer),
+            now: NOW,
+            crypto: None,
+        };
+        let d = decide(&policy, &req, &mut TokenCache::disabled(), None);
+        assert_eq!(d.reason.code(), want, "{path} {peer}");
+        assert_eq!(policy.role_names(&d.roles), held, "{path} {peer}");
+    }
+}

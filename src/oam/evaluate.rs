@@ -171,7 +171,7 @@ pub fn evaluate(
                 d,
                 Trace::default(),
                 TokenOutcome::Refused(r),
-                op.host,
+                op.host.into_owned(),
             ));
         }
     };
@@ -181,7 +181,7 @@ pub fn evaluate(
         token,
     };
     let decision = decide_as(policy, identity, &op, Some(&mut trace));
-    Ok(finish(decision, trace, outcome, op.host))
+    Ok(finish(decision, trace, outcome, op.host.into_owned()))
 }
 
 type Authenticated = Result<(Option<TokenIdentity>, TokenOutcome), Refused>;
