@@ -426,7 +426,7 @@ pub(crate) fn issuer_of(claims: &Map<String, Value>) -> Result<&str, TokenError>
         None => Err(TokenError::IssuerMissing),
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(TokenError::IssuerMismatch {
-            found: clip(&other.to_string()),
+            found: clip(&crate::json::write::to_text(other)),
         }),
     }
 }
