@@ -126,7 +126,7 @@ fn unknown_field_in_the_identity_policy() {
         "unknown-policy-field",
         &with("maxLifetimeSeconds: 3600", "maxLifetime: 3600"),
         1,
-        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].maxLifetime: unknown field `maxLifetime`, expected one of `name`, `issuer`, `audiences`, `algorithms`, `jwks`, `remoteJwks`, `from`, `clockSkewSeconds`, `maxLifetimeSeconds`, `forwardToken`"],
+        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].maxLifetime: unknown field `maxLifetime`, expected one of `name`, `issuer`, `audiences`, `algorithms`, `jwks`, `remoteJwks`, `from`, `clockSkewSeconds`, `maxLifetimeSeconds`, `forwardToken`, `audienceClaim`, `allowHttpIssuer`"],
     );
 }
 
@@ -495,4 +495,64 @@ fn remote_jwks_errors_come_from_the_engine_with_the_oam_path() {
             &[&format!("app.yaml: policy identity: {PROVIDER}.{line}")],
         );
     }
+}
+
+#[test]
+fn issuer_that_is_not_an_https_url_is_an_error_also_without_strict() {
+    let yaml = with(
+        "issuer: https://gitlab.example.com",
+        "issuer: gitlab.acme.example",
+    );
+    let line = "app.yaml: policy identity: spec.policies[0].properties.providers[0].issuer: 'gitlab.acme.example' is not an https:// URL (did you mean 'https://gitlab.acme.example'?): identity providers send 'iss' as a URL, compared exactly, so every token would be refused with token_issuer_unknown; write the issuer exactly as its tokens carry it (the 'issuer' of <issuer>/.well-known/openid-configuration)";
+    expect("issuer-no-scheme", &yaml, 1, &[line]);
+    let http = with(
+        "issuer: https://gitlab.example.com",
+        "issuer: http://gitlab.example.com",
+    );
+    expect(
+        "issuer-http",
+        &http,
+        1,
+        &["app.yaml: policy identity: spec.policies[0].properties.providers[0].issuer: 'http://gitlab.example.com' is a plain http:// URL: real identity providers are https:// (OpenID Connect Discovery 1.0, section 3); http:// is accepted for loopback hosts, or with 'allowHttpIssuer: true' for a test environment"],
+    );
+    let allowed = http.replacen(
+        "issuer: http://gitlab.example.com",
+        "issuer: http://gitlab.example.com\n            allowHttpIssuer: true",
+        1,
+    );
+    expect("issuer-http-allowed", &allowed, 0, &[]);
+    let loopback = with(
+        "issuer: https://gitlab.example.com",
+        "issuer: http://127.0.0.1:8080",
+    );
+    expect("issuer-http-loopback", &loopback, 0, &[]);
+}
+
+#[test]
+fn claim_prefix_on_a_gitlab_path_without_a_slash_is_a_warning() {
+    let yaml = with(
+        "claims: [{claim: ref_protected, equals: \"true\"}]",
+        "claims: [{claim: namespace_path, prefix: platform}]",
+    );
+    expect(
+        "prefix-no-slash",
+        &yaml,
+        0,
+        &[&format!("app.yaml: component api: {TRAIT}.roles[1].jwt.claims[0].prefix: warning: prefix 'platform' on 'namespace_path' also matches 'platform-other/…' and 'platformx/…', groups anyone may create on the GitLab instance; end it with '/' ('platform/' matches the subgroups and projects of 'platform') and match 'platform' itself with equals")],
+    );
+    let good = with(
+        "claims: [{claim: ref_protected, equals: \"true\"}]",
+        "claims: [{claim: namespace_path, prefix: platform/}]",
+    );
+    expect("prefix-slash", &good, 0, &[]);
+    let empty = with(
+        "claims: [{claim: ref_protected, equals: \"true\"}]",
+        "claims: [{claim: namespace_path, prefix: \"\"}]",
+    );
+    expect(
+        "prefix-empty",
+        &empty,
+        1,
+        &[&format!("app.yaml: component api: {TRAIT}.roles[1].jwt.claims[0].prefix: must not be empty: an empty prefix matches every string claim")],
+    );
 }

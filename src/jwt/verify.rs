@@ -115,8 +115,8 @@ pub enum TokenError {
     IssuerMissing,
     /// `iss` is not a string or differs from the provider's issuer.
     IssuerMismatch { found: String },
-    /// No `aud` claim.
-    AudienceMissing,
+    /// No audience claim (`aud`, or the provider's `audience_claim`).
+    AudienceMissing { claim: String },
     /// `aud` has no entry equal to a configured audience.
     AudienceMismatch,
     /// `aud` is neither a string nor an array of strings.
@@ -173,7 +173,7 @@ impl TokenError {
             TokenError::LifetimeTooLong { .. } => "token_lifetime_too_long",
             TokenError::MissingClaim(_) | TokenError::ClaimNotInteger(_) => "token_missing_claim",
             TokenError::IssuerMissing | TokenError::IssuerMismatch { .. } => "token_issuer_unknown",
-            TokenError::AudienceMissing
+            TokenError::AudienceMissing { .. }
             | TokenError::AudienceMismatch
             | TokenError::AudienceInvalid => "token_audience_mismatch",
             TokenError::KeysUnavailable => "jwks_unavailable",
@@ -236,12 +236,12 @@ impl fmt::Display for TokenError {
             TokenError::IssuerMismatch { found } => {
                 write!(f, "issuer {:?} is not this provider's issuer", clip(found))
             }
-            TokenError::AudienceMissing => write!(f, "no 'aud' claim"),
+            TokenError::AudienceMissing { claim } => write!(f, "no '{claim}' claim"),
             TokenError::AudienceMismatch => {
-                write!(f, "'aud' matches none of the configured audiences")
+                write!(f, "the audience matches none of the configured audiences")
             }
             TokenError::AudienceInvalid => {
-                write!(f, "'aud' must be a string or an array of strings")
+                write!(f, "the audience claim must be a string or an array of strings")
             }
             TokenError::ClockOutOfRange { now } => write!(f, "host time {now} is out of range"),
             TokenError::KeysUnavailable => write!(
@@ -259,6 +259,8 @@ impl std::error::Error for TokenError {}
 pub struct Requirements<'a> {
     pub issuer: &'a str,
     pub audiences: &'a [String],
+    /// The claim compared with `audiences`: `aud`, or e.g. `client_id`.
+    pub audience_claim: &'a str,
     pub algorithms: &'a [Alg],
     pub keys: &'a KeySet,
     pub clock_skew: u64,
@@ -432,10 +434,16 @@ pub(crate) fn issuer_of(claims: &Map<String, Value>) -> Result<&str, TokenError>
     }
 }
 
-fn check_audience(claims: &Map<String, Value>, audiences: &[String]) -> Result<(), TokenError> {
+fn check_audience(
+    claims: &Map<String, Value>,
+    claim: &str,
+    audiences: &[String],
+) -> Result<(), TokenError> {
     let wanted = |a: &str| audiences.iter().any(|w| w == a);
-    match claims.get("aud") {
-        None => Err(TokenError::AudienceMissing),
+    match claims.get(claim) {
+        None => Err(TokenError::AudienceMissing {
+            claim: claim.to_string(),
+        }),
         Some(Value::String(a)) if wanted(a) => Ok(()),
         Some(Value::String(_)) => Err(TokenError::AudienceMismatch),
         Some(Value::Array(list)) => {
@@ -560,7 +568,7 @@ pub fn verify_compact(
             found: clip(&issuer),
         });
     }
-    check_audience(&claims, req.audiences)?;
+    check_audience(&claims, req.audience_claim, req.audiences)?;
     let exp = check_times(&claims, now, req.clock_skew, req.max_lifetime)?;
     let subject = optional_string(&claims, "sub")?.map(str::to_owned);
     optional_string(&claims, "jti")?;
@@ -604,7 +612,9 @@ pub fn verify_compact(
         artificial_time: Some(UnixTimeStamp::from_secs(now)),
         time_tolerance: Some(Duration::from_secs(req.clock_skew)),
         allowed_issuers: Some(HashSet::from([req.issuer.to_owned()])),
-        allowed_audiences: Some(req.audiences.iter().cloned().collect()),
+        // jwt-simple knows only `aud`; another audience claim was checked above.
+        allowed_audiences: (req.audience_claim == "aud")
+            .then(|| req.audiences.iter().cloned().collect()),
         max_token_length: Some(MAX_TOKEN_LEN),
         max_header_length: Some(MAX_HEADER_SEGMENT),
         ..VerificationOptions::default()
@@ -671,7 +681,9 @@ mod code_tests {
             TokenError::IssuerMismatch {
                 found: String::new(),
             },
-            TokenError::AudienceMissing,
+            TokenError::AudienceMissing {
+                claim: String::new(),
+            },
             TokenError::AudienceMismatch,
             TokenError::AudienceInvalid,
             TokenError::ClockOutOfRange { now: 0 },
@@ -703,7 +715,7 @@ mod code_tests {
                 | TokenError::ClaimNotInteger(_)
                 | TokenError::IssuerMissing
                 | TokenError::IssuerMismatch { .. }
-                | TokenError::AudienceMissing
+                | TokenError::AudienceMissing { .. }
                 | TokenError::AudienceMismatch
                 | TokenError::AudienceInvalid
                 | TokenError::ClockOutOfRange { .. }

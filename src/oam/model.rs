@@ -85,6 +85,9 @@ pub struct ClaimMatch {
     pub contains: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_contains: Option<String>,
+    /// The claim is a string starting with this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +172,12 @@ pub struct ProviderSpec {
     pub max_lifetime_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forward_token: bool,
+    /// The claim holding the audience (default `aud`; Cognito access tokens: `client_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_claim: Option<String>,
+    /// Accept an `http://` issuer on a non-loopback host (test environments only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http_issuer: bool,
 }
 
 /// `remoteJwks` of a provider: the filter fetches the key set itself

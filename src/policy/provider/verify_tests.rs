@@ -59,6 +59,8 @@ fn fx() -> &'static Fixture {
             clock_skew_seconds: None,
             max_lifetime_seconds: None,
             forward_token: false,
+            audience_claim: None,
+            allow_http_issuer: false,
         };
         let (provider, _) = super::tests::compile_at(&cfg, 0).unwrap();
         Fixture {
@@ -708,7 +710,9 @@ fn claim_table() {
         (
             "aud missing",
             json!({"aud": null}),
-            Err(TokenError::AudienceMissing),
+            Err(TokenError::AudienceMissing {
+                claim: "aud".into(),
+            }),
         ),
         ("aud string hit", json!({"aud": "billing"}), Ok(())),
         (
@@ -1047,11 +1051,83 @@ fn refusal_codes_are_stable() {
             TokenError::IssuerMismatch { found: "x".into() },
             "token_issuer_unknown",
         ),
-        (TokenError::AudienceMissing, "token_audience_mismatch"),
+        (
+            TokenError::AudienceMissing {
+                claim: "aud".into(),
+            },
+            "token_audience_mismatch",
+        ),
         (TokenError::AudienceMismatch, "token_audience_mismatch"),
         (TokenError::AudienceInvalid, "token_audience_mismatch"),
     ];
     for (e, want) in table {
         assert_eq!(e.code(), want, "{e:?}");
     }
+}
+
+/// Amazon Cognito access tokens carry the app client id in `client_id` and
+/// no `aud`; ID tokens carry it in `aud` and no `client_id`. With
+/// `audience_claim: client_id` only access tokens for the client pass, on
+/// both signature paths (jwt-simple must not re-check `aud` then).
+#[test]
+fn cognito_access_tokens_use_client_id_as_the_audience() {
+    const COGNITO: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123";
+    let rsa = RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("c1");
+    let cfg = ProviderConfig {
+        name: "cognito".into(),
+        issuer: COGNITO.into(),
+        audiences: vec!["5r2ekm3pt1pd2kk4fafm4fmd7".into()],
+        algorithms: vec!["RS256".into()],
+        jwks: Some(json!({"keys": [rsa_jwk(&rsa, Some("c1"))]})),
+        remote_jwks: None,
+        from: None,
+        clock_skew_seconds: None,
+        max_lifetime_seconds: Some(3600),
+        forward_token: false,
+        audience_claim: Some("client_id".into()),
+        allow_http_issuer: false,
+    };
+    let (p, _) = super::tests::compile_at(&cfg, 0).unwrap();
+    assert_eq!(p.audience_claim(), "client_id");
+    let sign = |extra: Value| {
+        let mut c = json!({
+            "token_use": "access", "scope": "orders/read", "cognito:groups": ["release-managers"],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let mut claims = Claims::with_custom_claims(c, Duration::from_secs(300))
+            .with_issuer(COGNITO)
+            .with_subject("u-1");
+        claims.issued_at = Some(UnixTimeStamp::from_secs(NOW - 10));
+        claims.invalid_before = None;
+        claims.expires_at = Some(UnixTimeStamp::from_secs(NOW + 300));
+        rsa.sign(claims).unwrap()
+    };
+    let access = sign(json!({"client_id": "5r2ekm3pt1pd2kk4fafm4fmd7"}));
+    let t = p.verify(&access, NOW).unwrap();
+    assert_eq!(
+        lookup(&t.claims, "cognito:groups"),
+        Some(&json!(["release-managers"]))
+    );
+    let other_client = sign(json!({"client_id": "other"}));
+    assert_eq!(
+        p.verify(&other_client, NOW),
+        Err(TokenError::AudienceMismatch)
+    );
+    let rsa_id = RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("c1");
+    let mut id = Claims::with_custom_claims(json!({"token_use": "id"}), Duration::from_secs(300))
+        .with_issuer(COGNITO)
+        .with_subject("u-1")
+        .with_audience("5r2ekm3pt1pd2kk4fafm4fmd7");
+    id.issued_at = Some(UnixTimeStamp::from_secs(NOW - 10));
+    id.invalid_before = None;
+    id.expires_at = Some(UnixTimeStamp::from_secs(NOW + 300));
+    let id_token = rsa_id.sign(id).unwrap();
+    assert_eq!(
+        p.verify(&id_token, NOW),
+        Err(TokenError::AudienceMissing {
+            claim: "client_id".into()
+        })
+    );
 }
