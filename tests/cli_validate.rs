@@ -556,3 +556,35 @@ fn claim_prefix_on_a_gitlab_path_without_a_slash_is_a_warning() {
         &[&format!("app.yaml: component api: {TRAIT}.roles[1].jwt.claims[0].prefix: must not be empty: an empty prefix matches every string claim")],
     );
 }
+
+#[test]
+fn deny_rule_with_a_rest_template_warns_of_the_gap_an_allow_rule_fills() {
+    let deny = "- {name: no-internal, effect: deny, paths: [\"/items/internal/{**}\"]}\n              - {name: health,";
+    let yaml = with("- {name: health,", deny);
+    expect(
+        "deny-gap-one",
+        &yaml,
+        0,
+        &[&format!("app.yaml: component api: {TRAIT}.rules[0].paths[0]: warning: deny rule 'no-internal' path '/items/internal/{{**}}' matches only below its prefix ('{{**}}' is one or more segments), not '/items/internal'; allow rule 'read' (rules[2]) allows it; add '/items/internal' to the deny rule's paths if it must be denied too")],
+    );
+    let prefix = yaml.replacen("paths: [\"/items/{*}\"]", "paths: [\"/items/*\"]", 1);
+    expect(
+        "deny-gap-both",
+        &prefix,
+        0,
+        &[&format!("app.yaml: component api: {TRAIT}.rules[0].paths[0]: warning: deny rule 'no-internal' path '/items/internal/{{**}}' matches only below its prefix ('{{**}}' is one or more segments), not '/items/internal' or '/items/internal/'; allow rule 'read' (rules[2]) allows them; add '/items/internal' and '/items/internal/' to the deny rule's paths if they must be denied too")],
+    );
+    let fixed = prefix.replacen(
+        "paths: [\"/items/internal/{**}\"]",
+        "paths: [\"/items/internal\", \"/items/internal/\", \"/items/internal/{**}\"]",
+        1,
+    );
+    expect("deny-gap-closed", &fixed, 0, &[]);
+    // A deny rule for other methods than the allow rule leaves no gap to it.
+    let other_method = prefix.replacen(
+        "effect: deny, paths:",
+        "effect: deny, methods: [DELETE], paths:",
+        1,
+    );
+    expect("deny-gap-other-method", &other_method, 0, &[]);
+}

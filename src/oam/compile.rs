@@ -185,6 +185,7 @@ fn compile_component(
     };
     analyze::shared_identities(app, &lowered, &policy, &scope, &ctx.scope, findings);
     analyze::unreachable_rules(&policy, &lowered.paths, &scope, findings);
+    analyze::deny_gaps(&policy, &lowered.paths, &scope, findings);
     let errors_now = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
