@@ -34,6 +34,10 @@ pub struct PluginConfig {
     /// Where RSA/ECDSA signatures are checked. Default `auto`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub signature_backend: SignatureBackendMode,
+    /// Accept `%25` followed by two hex digits in request paths (a literal
+    /// `%`); default false: refused as `path_not_canonical` (double encoding).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_encoded_percent: bool,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {

@@ -4,7 +4,7 @@
 use crate::decision::Reason;
 use crate::host::SignatureBackend;
 use crate::pattern::hostname::normalize_host;
-use crate::pattern::path::canonical_path;
+use crate::pattern::path::{canonical_path_with, PathOptions};
 
 /// The facts the engine needs about one request.
 #[derive(Debug, Clone, Copy)]
@@ -36,8 +36,13 @@ pub struct Operation<'a> {
 
 impl<'a> Operation<'a> {
     /// The operation of a raw request, or why it cannot be matched at all.
-    pub fn parse(method: &'a str, path: &'a str, host: &str) -> Result<Operation<'a>, Reason> {
-        let path = canonical_path(path).map_err(Reason::PathNotCanonical)?;
+    pub fn parse(
+        method: &'a str,
+        path: &'a str,
+        host: &str,
+        opts: PathOptions,
+    ) -> Result<Operation<'a>, Reason> {
+        let path = canonical_path_with(path, opts).map_err(Reason::PathNotCanonical)?;
         Ok(Operation {
             method,
             host: normalize_host(host),

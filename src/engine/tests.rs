@@ -432,6 +432,21 @@ fn decision_table() {
         case("dot-dot", "GET", "/healthz/../debug/x", None).want("path_not_canonical", None),
         case("encoded dot", "GET", "/static/%2e%2e/debug/x", Some(ORDERS))
             .want("path_not_canonical", None),
+        // `/orders/{*}` would match; an upstream decoding twice sees /orders/internal
+        case(
+            "double-encoded escape",
+            "GET",
+            "/orders/%2569nternal",
+            Some(FRONTEND),
+        )
+        .want("path_not_canonical", None),
+        case(
+            "encoded percent before text",
+            "GET",
+            "/orders/100%25done",
+            Some(FRONTEND),
+        )
+        .want("role_granted", Some("orders-read")),
         case(
             "query ignored for matching",
             "GET",
@@ -461,6 +476,33 @@ fn decision_table() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+/// `allow_encoded_percent`: the opt-out for paths that really carry a
+/// literal `%` before hex digits; everything else stays refused.
+#[test]
+fn allow_encoded_percent_accepts_only_encoded_percent_signs() {
+    let mut cfg: Value =
+        serde_json::from_str(&policy_json(&fx().gitlab, &fx().okta, "enforce")).unwrap();
+    cfg["allow_encoded_percent"] = json!(true);
+    let policy = Policy::from_json(&cfg.to_string()).unwrap();
+    for (path, want) in [
+        ("/orders/100%2541", "role_granted"),
+        ("/orders/%2569nternal", "role_granted"),
+        ("/orders/%2Fx", "path_not_canonical"),
+        ("/orders/%61", "path_not_canonical"),
+    ] {
+        let d = run(&policy, &case("opt-out", "GET", path, Some(FRONTEND)));
+        assert_eq!(d.reason.code(), want, "{path}");
+    }
+    let strict = run(
+        &fx().policy,
+        &case("strict", "GET", "/orders/100%2541", Some(ORDERS)),
+    );
+    assert_eq!(
+        strict.reason,
+        Reason::PathNotCanonical(crate::pattern::path::PathError::DoubleEncoded)
     );
 }
 

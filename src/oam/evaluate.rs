@@ -140,7 +140,7 @@ pub fn evaluate(
         token,
         host,
     };
-    let op = match Operation::parse(&input.method, &input.path, host) {
+    let op = match Operation::parse(&input.method, &input.path, host, policy.path_options) {
         Ok(op) => op,
         Err(reason) => {
             let d = refused(

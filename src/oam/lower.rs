@@ -316,6 +316,7 @@ pub fn lower_identity<'a>(app: &Application, ctx: &IdentityCtx<'a>, opts: &Optio
         roles: ctx.spec.roles.iter().map(|r| role_config(app, r)).collect(),
         rules: Vec::new(),
         forward: None,
+        allow_encoded_percent: false,
     };
     Lowered {
         checked: config.clone(),
@@ -435,6 +436,7 @@ pub fn lower_component<'a>(
         roles,
         rules,
         forward: spec.forward.as_ref().map(forward_config),
+        allow_encoded_percent: spec.allow_encoded_percent,
     };
     let checked = PluginConfig {
         providers: ctx.spec.providers.iter().map(provider_config).collect(),

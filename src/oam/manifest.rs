@@ -137,6 +137,7 @@ pub fn default_deny_config(app: &str, component: &str, trust_domain: &str) -> Pl
             paths: None,
         }],
         forward: None,
+        allow_encoded_percent: false,
     }
 }
 

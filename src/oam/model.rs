@@ -40,6 +40,10 @@ pub struct MeshAccess {
     pub rules: Vec<AccessRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<Forward>,
+    /// Accept `%25` followed by two hex digits in request paths (paths that
+    /// really carry a literal `%`). Default: refused as double encoding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_encoded_percent: bool,
     /// Identity settings for this component only. KubeVela renders a trait
     /// without access to the application's policies, so the KubeVela trait
     /// takes them here; with the CLI, prefer the `mesh-identity` policy.

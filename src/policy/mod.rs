@@ -17,6 +17,7 @@ pub mod sources;
 use crate::config::{Mode, PluginConfig, SignatureBackendMode, TokenSource, SCHEMA_VERSION};
 use crate::error::{Diagnostic, Diagnostics, FieldPath, Problem};
 use crate::keys::manager::SourceSpec;
+use crate::pattern::path::PathOptions;
 use crate::pattern::spiffe::valid_trust_domain;
 use forward::Forward;
 use index::RuleIndex;
@@ -46,6 +47,8 @@ pub struct Policy {
     /// Path index over `rules`.
     pub index: RuleIndex,
     pub signature_backend: SignatureBackendMode,
+    /// How request paths are checked (docs/policy.md "How a decision is made").
+    pub path_options: PathOptions,
     /// Warnings found while compiling (the policy loads with them).
     pub warnings: Vec<Diagnostic>,
 }
@@ -372,6 +375,9 @@ fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
         strip_headers,
         index,
         signature_backend: cfg.signature_backend,
+        path_options: PathOptions {
+            allow_encoded_percent: cfg.allow_encoded_percent,
+        },
         warnings: Vec::new(),
     })
 }

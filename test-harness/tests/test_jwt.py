@@ -15,6 +15,7 @@ CLAIM_CASES = [
     ("/claim/nested", {"org": {"team": "payments"}}, {"org": {"team": "billing"}}),
     ("/claim/number", {"level": 3}, {"level": 4}),
     ("/claim/bool", {"email_verified": True}, {"email_verified": False}),
+    ("/claim/prefix", {"namespace_path": "platform/tools"}, {"namespace_path": "platform-evil/tools"}),
 ]
 
 
