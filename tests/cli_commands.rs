@@ -394,7 +394,7 @@ fn export_istio_leaves_discovery_from_the_issuer_to_istiod() {
     );
 }
 
-/// An Amazon Cognito user pool (docs/cli.md "Presets"): access tokens carry
+/// An Amazon Cognito user pool (docs/cli.md "Presets: the claims real issuers send"): access tokens carry
 /// the app client id in `client_id`, no `aud`; groups in `cognito:groups`.
 fn cognito_app(dir: &std::path::Path) -> std::path::PathBuf {
     let jwks = std::fs::read_to_string(concat!(

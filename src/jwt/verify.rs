@@ -14,7 +14,7 @@
 
 use super::alg::{Alg, AlgRejection};
 use super::json::{self, clip, JsonError};
-use super::jwks::{KeyLookupError, KeySet};
+use super::jwks::{Key, KeyLookupError, KeySet, MAX_KIDLESS_KEYS};
 use super::native::{host_hash, host_signature};
 use crate::host::SignatureBackend;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,8 +26,11 @@ use std::fmt;
 
 /// Longest compact token we look at. Real access tokens are 0.5–4 KiB.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
-/// Longest base64url header segment.
-pub const MAX_HEADER_SEGMENT: usize = 1024;
+/// Longest base64url header segment: 8 KiB (jwt-simple's own limit), room
+/// for an `x5c` chain of two certificates (about 3 KiB each once encoded
+/// twice). `x5c` is never used to verify (keys come only from the policy);
+/// it only must not get a valid token refused. docs/security.md "Size caps".
+pub const MAX_HEADER_SEGMENT: usize = 8 * 1024;
 /// Largest decoded claim set.
 pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024;
 /// Longest base64url payload segment: `MAX_PAYLOAD_BYTES` encoded without padding.
@@ -91,7 +94,7 @@ pub enum TokenError {
     AlgKeyMismatch { alg: Alg, kid: String },
     /// The token's `kid` is not in the key set.
     UnknownKid { kid: String },
-    /// No `kid`, and not exactly one key can verify the `alg`.
+    /// No `kid`, and no key or more than `MAX_KIDLESS_KEYS` keys can verify the `alg`.
     NoUniqueKey { alg: Alg, candidates: usize },
     /// Signature length is wrong for the key/algorithm.
     SignatureLength { expected: usize, found: usize },
@@ -210,8 +213,11 @@ impl fmt::Display for TokenError {
             TokenError::UnknownKid { kid } => {
                 write!(f, "kid {:?} is not in the provider's key set", clip(kid))
             }
+            TokenError::NoUniqueKey { alg, candidates: 0 } => {
+                write!(f, "token has no kid and no key can verify {alg}")
+            }
             TokenError::NoUniqueKey { alg, candidates } => {
-                write!(f, "token has no kid and {candidates} keys could verify {alg}; exactly one is needed")
+                write!(f, "token has no kid and {candidates} keys could verify {alg}; without a kid at most {MAX_KIDLESS_KEYS} are tried")
             }
             TokenError::SignatureLength { expected, found } => {
                 write!(f, "signature is {found} bytes, expected {expected}")
@@ -548,8 +554,8 @@ pub fn verify_compact(
     let header = decode_object(Segment::Header, parts.header)?;
     let (alg, kid) = check_header(&header, req.algorithms)?;
 
-    // 3. Key selection: exact kid, or the single key able to verify alg.
-    let key = req.keys.find(kid, alg).map_err(|e| match e {
+    // 3. Key selection: exact kid, or (no kid) the few keys able to verify alg.
+    let keys = req.keys.candidates(kid, alg).map_err(|e| match e {
         KeyLookupError::UnknownKid => TokenError::UnknownKid {
             kid: clip(kid.unwrap_or_default()),
         },
@@ -577,37 +583,71 @@ pub fn verify_compact(
         return Err(TokenError::ClockOutOfRange { now });
     }
 
-    // 5. Signature length for this key, then the signature itself.
-    let signature = b64(Segment::Signature, parts.signature)?;
-    let expected = alg.fixed_signature_len().unwrap_or(key.signature_len());
-    if signature.len() != expected {
-        return Err(TokenError::SignatureLength {
-            expected,
-            found: signature.len(),
-        });
-    }
-    let verified = |claims| VerifiedToken {
-        issuer: issuer.clone(),
-        subject: subject.clone(),
+    // 5. Signature length for the key, then the signature itself; without
+    // a kid, each candidate in turn until one verifies.
+    let signed = Signed {
+        token,
+        signing_input: token
+            .get(..parts.header.len() + 1 + parts.payload.len())
+            .unwrap_or_default(),
+        signature: b64(Segment::Signature, parts.signature)?,
+    };
+    let verified = VerifiedToken {
+        issuer,
+        subject,
         expires_at: exp,
         claims,
     };
-    // Every claim check above is ours, so a native signature check is all
-    // that is left; jwt-simple would only repeat them.
+    let mut refusal = None;
+    for key in keys {
+        match verify_signature(&signed, alg, key, req, now, exp) {
+            Ok(()) => return Ok(verified),
+            Err(e @ (TokenError::BadSignature | TokenError::SignatureLength { .. })) => {
+                refusal.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(refusal.unwrap_or(TokenError::BadSignature))
+}
+
+/// A token, the text its signature covers, and the decoded signature.
+struct Signed<'t> {
+    token: &'t str,
+    signing_input: &'t str,
+    signature: Vec<u8>,
+}
+
+/// Check the signature with one key: natively when the host can, else with
+/// jwt-simple (which also re-checks the registered claims, with our clock).
+fn verify_signature(
+    signed: &Signed<'_>,
+    alg: Alg,
+    key: &Key,
+    req: &Requirements<'_>,
+    now: u64,
+    exp: u64,
+) -> Result<(), TokenError> {
+    let found = signed.signature.len();
+    let expected = alg.fixed_signature_len().unwrap_or(key.signature_len());
+    if found != expected {
+        return Err(TokenError::SignatureLength { expected, found });
+    }
+    let kid = || clip(key.kid().unwrap_or_default());
+    // Every claim check is ours, so a native signature check is all that is
+    // left; jwt-simple would only repeat them.
     if let (Some(backend), Some(hash), Some(der)) = (req.backend, host_hash(alg), key.spki_der()) {
-        let text = token.get(..parts.header.len() + 1 + parts.payload.len());
-        if let (Some(sig), Some(text)) = (host_signature(alg, &signature), text) {
-            match backend.verify(hash, der, &sig, text.as_bytes()) {
-                Some(true) => return Ok(verified(claims)),
+        if let Some(sig) = host_signature(alg, &signed.signature) {
+            match backend.verify(hash, der, &sig, signed.signing_input.as_bytes()) {
+                Some(true) => return Ok(()),
                 Some(false) => return Err(TokenError::BadSignature),
                 None => {}
             }
         }
     }
-    let verifier = key.verifier(alg).ok_or(TokenError::AlgKeyMismatch {
-        alg,
-        kid: clip(kid.unwrap_or_default()),
-    })?;
+    let verifier = key
+        .verifier(alg)
+        .ok_or(TokenError::AlgKeyMismatch { alg, kid: kid() })?;
     let options = VerificationOptions {
         artificial_time: Some(UnixTimeStamp::from_secs(now)),
         time_tolerance: Some(Duration::from_secs(req.clock_skew)),
@@ -620,10 +660,9 @@ pub fn verify_compact(
         ..VerificationOptions::default()
     };
     verifier
-        .verify(token, options)
-        .map_err(|e| map_library_error(&e, exp, now))?;
-
-    Ok(verified(claims))
+        .verify(signed.token, options)
+        .map(|_| ())
+        .map_err(|e| map_library_error(&e, exp, now))
 }
 
 #[cfg(test)]

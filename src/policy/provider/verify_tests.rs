@@ -426,14 +426,6 @@ fn kid_rules() {
         (r#"{"alg":"EdDSA","kid":"ED1"}"#, unknown("ED1")),
         (r#"{"alg":"EdDSA","kid":"ed1 "}"#, unknown("ed1 ")),
         (r#"{"alg":"EdDSA","kid":"../ed1"}"#, unknown("../ed1")),
-        // Two Ed25519 keys and no kid: we refuse rather than try each.
-        (
-            r#"{"alg":"EdDSA"}"#,
-            TokenError::NoUniqueKey {
-                alg: Alg::EdDSA,
-                candidates: 2,
-            },
-        ),
         (
             r#"{"alg":"EdDSA","kid":7}"#,
             TokenError::BadHeader("'kid' must be a string".into()),
@@ -561,7 +553,7 @@ fn oversized_token_fails_before_decoding() {
     assert_eq!(refusal(&token), too_large_token);
     assert_eq!(peek_issuer(&token).unwrap_err(), too_large_token);
     // Large header segment, large payload segment.
-    let big_h = "A".repeat(2000);
+    let big_h = "A".repeat(verify::MAX_HEADER_SEGMENT + 1);
     assert_eq!(
         refusal(&format!("{big_h}.AAAA.AAAA")),
         TokenError::TooLarge {
@@ -937,17 +929,53 @@ fn errors_display_clipped_untrusted_text() {
     assert!(!msg.contains('\n'));
 }
 
+/// Without `kid`, each key that can verify the `alg` is tried in key-set
+/// order (at most `MAX_KIDLESS_KEYS`), as Envoy's jwt_authn does; a token no
+/// key verifies is refused with a bad signature, never let through.
 #[test]
-fn unused_fixture_keys_are_real() {
-    // ed2 is in the set; make sure a token it signs without kid is refused as
-    // ambiguous rather than verified against "some" key.
+fn tokens_without_kid_try_each_key_of_the_algorithm() {
     let h = r#"{"alg":"EdDSA"}"#;
+    let c = claims(json!({}));
+    // ed1 is the first Ed25519 key of the set, ed2 the second.
+    assert!(verify_token(&ed_token(&fx().ed1, h, &c)).is_ok());
+    assert!(verify_token(&ed_token(&fx().ed2, h, &c)).is_ok());
+    let stranger = Ed25519KeyPair::generate();
     assert_eq!(
-        refusal(&ed_token(&fx().ed2, h, &claims(json!({})))),
-        TokenError::NoUniqueKey {
+        refusal(&ed_token(&stranger, h, &c)),
+        TokenError::BadSignature
+    );
+    // ES256: one key in the set, as before.
+    assert!(verify_token(&fx().ec1.sign(jwt_claims("a")).unwrap()).is_ok());
+    // More candidates than the bound: refused before any signature check.
+    let many: Vec<Value> = (0..=crate::jwt::jwks::MAX_KIDLESS_KEYS)
+        .map(|i| ed_jwk(&Ed25519KeyPair::generate(), Some(&format!("k{i}"))))
+        .collect();
+    let cfg = ProviderConfig {
+        name: "many".into(),
+        issuer: ISS.into(),
+        audiences: vec!["orders".into()],
+        algorithms: vec!["EdDSA".into()],
+        jwks: Some(json!({ "keys": many })),
+        remote_jwks: None,
+        from: None,
+        clock_skew_seconds: None,
+        max_lifetime_seconds: None,
+        forward_token: false,
+        audience_claim: None,
+        allow_http_issuer: false,
+    };
+    let (p, _) = super::tests::compile_at(&cfg, 0).unwrap();
+    assert_eq!(
+        p.verify(&ed_token(&stranger, h, &c), NOW),
+        Err(TokenError::NoUniqueKey {
             alg: Alg::EdDSA,
-            candidates: 2
-        }
+            candidates: crate::jwt::jwks::MAX_KIDLESS_KEYS + 1
+        })
+    );
+    // With a kid the lookup stays exact: ed2's token under kid ed1 fails.
+    assert_eq!(
+        refusal(&ed_token(&fx().ed2, ED1, &c)),
+        TokenError::BadSignature
     );
 }
 
@@ -1129,5 +1157,26 @@ fn cognito_access_tokens_use_client_id_as_the_audience() {
         Err(TokenError::AudienceMissing {
             claim: "client_id".into()
         })
+    );
+}
+
+/// A header carrying an `x5c` chain (two certificates) fits the 8 KiB cap;
+/// the chain is never used to verify.
+#[test]
+fn headers_with_an_x5c_chain_fit_the_cap() {
+    let cert = STANDARD_NO_PAD.encode(vec![0x30u8; 1400]);
+    let header =
+        json!({"alg": "EdDSA", "kid": "ed1", "typ": "JWT", "x5c": [cert, cert]}).to_string();
+    let token = ed_token(&fx().ed1, &header, &claims(json!({})));
+    assert!(token.split('.').next().unwrap().len() > 4096);
+    assert!(verify_token(&token).is_ok());
+    let five =
+        json!({"alg": "EdDSA", "kid": "ed1", "x5c": [cert, cert, cert, cert, cert]}).to_string();
+    assert_eq!(
+        refusal(&ed_token(&fx().ed1, &five, &claims(json!({})))),
+        TokenError::TooLarge {
+            what: "header",
+            limit: 8192
+        }
     );
 }
