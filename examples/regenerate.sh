@@ -9,7 +9,7 @@ URL=oci://registry.example.com/oam-authz/filter:0.1.0
 for app in shop deploy-api artifact-store remote-jwks; do
   dir=examples/$app
   rm -rf "$dir/compiled"
-  "$BIN" compile "$dir/app.yaml" --url "$URL" --namespace-default --out-dir "$dir/compiled"
+  "$BIN" compile "$dir/app.yaml" --url "$URL" --namespace-default --idp-manifests --out-dir "$dir/compiled"
   "$BIN" compile "$dir/app.yaml" --format envoy --out-dir "$dir/compiled/envoy"
   "$BIN" export-istio "$dir/app.yaml" > "$dir/compiled/istio-native.yaml"
 done

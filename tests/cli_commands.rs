@@ -203,7 +203,7 @@ fn failing_cases_are_reported_and_fail_the_run() {
     let t = out(&o);
     assert!(t.contains("PASS  cases[0] health"), "{t}");
     assert!(
-        t.contains("FAIL  cases[1] wrong: expected allow 200, got deny 401 token_missing rule 'deploy-staging'"),
+        t.contains("FAIL  cases[1] wrong (line 6): expected allow 200, got deny 401 token_missing rule 'deploy-staging'"),
         "{t}"
     );
     assert_eq!(t.lines().last(), Some("1 passed, 1 failed"));
@@ -222,7 +222,7 @@ fn cases_files_are_parsed_strictly() {
     let o = run(&["test", DEPLOY, cases.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err(&o).contains("cases[0].expect.decison: unknown field `decison`"),
+        err(&o).contains("cases.yaml:5:14: cases[0].expect.decison: unknown field `decison`"),
         "{}",
         err(&o)
     );
@@ -332,10 +332,11 @@ fn test_takes_jwks_for_token_cases_of_a_remote_jwks_provider() {
     )
     .unwrap();
     let o = run(&["test", REMOTE, cases.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a case that cannot be run");
     assert!(
-        out(&o)
-            .contains("FAIL  cases[0] admin token: provider 'okta' fetches its keys at run time"),
+        out(&o).contains(
+            "ERROR cases[0] admin token (line 3): provider 'okta' fetches its keys at run time"
+        ),
         "{}",
         out(&o)
     );

@@ -80,6 +80,7 @@ fn checked_in_output_matches_compile() {
             "--url",
             URL,
             "--namespace-default",
+            "--idp-manifests",
             "--out-dir",
             &o,
         ]);

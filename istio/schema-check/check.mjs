@@ -143,11 +143,11 @@ function selfTest() {
   if (!meshAccess({ rules: [{ name: "r", roles: ["a"], method: ["GET"] }] }))
     ok("self-test: mesh-access schema refuses the typo 'method'");
   else fail("self-test", "mesh-access schema accepted an unknown field");
-  if (!meshIdentity({ providers: [{ name: "p", issuer: "i", algorithms: ["RS256"], jwks: { keys: [] } }] }))
+  if (!meshIdentity({ providers: [{ name: "p", issuer: "https://idp.example.com", algorithms: ["RS256"], jwks: { keys: [] } }] }))
     ok("self-test: mesh-identity schema refuses a provider without audiences");
   else fail("self-test", "mesh-identity schema accepted a provider without audiences");
   const remote = { uri: "https://idp.example.com/keys", cluster: "idp" };
-  const prov = (extra) => ({ providers: [{ name: "p", issuer: "i", audiences: ["a"], algorithms: ["RS256"], ...extra }] });
+  const prov = (extra) => ({ providers: [{ name: "p", issuer: "https://idp.example.com", audiences: ["a"], algorithms: ["RS256"], ...extra }] });
   if (meshIdentity(prov({ remoteJwks: remote })) && !meshIdentity(prov({ remoteJwks: remote, jwks: { keys: [{ kty: "RSA" }] } })) && !meshIdentity(prov({})))
     ok("self-test: mesh-identity schema takes exactly one of jwks and remoteJwks");
   else fail("self-test", "mesh-identity schema: jwks/remoteJwks not exactly one");
@@ -230,7 +230,7 @@ async function checkKubeVela() {
   }
   await checkKubeVelaRemoteJwks(trait, policy, bin);
   try {
-    await cueExport(`${policy}\n${context(app, "")}parameter: {providers: [{name: "p", issuer: "i", algorithms: ["RS256"], jwks: {keys: []}}]}\n`, "output");
+    await cueExport(`${policy}\n${context(app, "")}parameter: {providers: [{name: "p", issuer: "https://idp.example.com", algorithms: ["RS256"], jwks: {keys: []}}]}\n`, "output");
     fail("self-test: kubevela mesh-identity", "accepted a provider without audiences");
   } catch {
     ok("self-test: kubevela mesh-identity refuses a provider without audiences");

@@ -25,6 +25,9 @@ pub struct Options {
     pub max_token_lifetime: u64,
     /// Override every component's mode (rollout: audit first).
     pub mode: Option<Mode>,
+    /// An application without any mesh-access trait is not an error
+    /// (`--allow-unprotected`).
+    pub allow_unprotected: bool,
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
         Options {
             max_token_lifetime: DEFAULT_MAX_LIFETIME,
             mode: None,
+            allow_unprotected: false,
         }
     }
 }

@@ -9,6 +9,8 @@ mod common;
 mod compile;
 mod explain;
 mod export;
+mod outdir;
+mod report;
 mod test;
 mod validate;
 
