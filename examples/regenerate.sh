@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 cargo build --quiet --bin oam-authz
 BIN=target/debug/oam-authz
 URL=oci://registry.example.com/oam-authz/filter:0.1.0
-for app in shop deploy-api artifact-store remote-jwks; do
+for app in shop deploy-api artifact-store remote-jwks quickstart; do
   dir=examples/$app
   rm -rf "$dir/compiled"
   "$BIN" compile "$dir/app.yaml" --url "$URL" --namespace-default --idp-manifests --out-dir "$dir/compiled"

@@ -520,3 +520,51 @@ fn compile_refuses_an_application_that_protects_nothing() {
     ]);
     assert_eq!(c.status.code(), Some(0), "{}", err(&c));
 }
+
+/// The README's first policy is examples/quickstart/app.yaml, in full, and it
+/// validates and passes its cases; the README's validate output is what
+/// validate prints for the three mistakes it names.
+#[test]
+fn the_readme_quickstart_is_the_checked_in_example_and_works() {
+    let readme = example("README.md");
+    let app = example("examples/quickstart/app.yaml");
+    assert!(
+        readme.contains(&format!("```yaml\n{app}```")),
+        "README step 1 differs from examples/quickstart/app.yaml"
+    );
+    let v = run(&["validate", "examples/quickstart/app.yaml"]);
+    assert!(v.status.success() && out(&v).is_empty(), "{}", out(&v));
+    let t = run(&[
+        "test",
+        "examples/quickstart/app.yaml",
+        "examples/quickstart/cases.yaml",
+    ]);
+    assert!(t.status.success(), "{}", out(&t));
+    let d = scratch("readme");
+    let bad = app
+        .replace(
+            "roles: [tekton-builder, gitlab-platform]",
+            "roles: [tekton-builder, gitlab-platfrom]",
+        )
+        .replace(
+            "issuer: https://gitlab.example.com",
+            "issuer: gitlab.example.com",
+        )
+        .replace(
+            "paths: [/releases, \"/releases/{*}\"]",
+            "paths: [/releases, \"/releases/{**}/x\"]",
+        );
+    std::fs::write(d.join("app.yaml"), bad).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_oam-authz"))
+        .current_dir(&d)
+        .args(["validate", "app.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    for line in out(&o).lines() {
+        assert!(
+            readme.contains(&format!("\n{line}\n")),
+            "README lacks: {line}"
+        );
+    }
+}

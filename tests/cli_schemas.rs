@@ -27,7 +27,13 @@ fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
         .collect()
 }
 
-const EXAMPLES: &[&str] = &["shop", "deploy-api", "artifact-store", "remote-jwks"];
+const EXAMPLES: &[&str] = &[
+    "shop",
+    "deploy-api",
+    "artifact-store",
+    "remote-jwks",
+    "quickstart",
+];
 
 #[test]
 fn example_plugin_configs_match_the_schema() {

@@ -7,6 +7,7 @@
 use super::*;
 use crate::config::Mode;
 use crate::engine::trace::{Condition, TokenCheck};
+use crate::jwt::TokenError;
 use crate::policy::Policy;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -628,4 +629,67 @@ fn audit_mode_compiles_and_keeps_the_decision() {
     assert_eq!(p.mode, Mode::Audit);
     let d = run(&p, &case("", "GET", "/debug/x", None));
     assert_eq!(d.reason.code(), "denied_by_rule");
+}
+
+/// The behaviours docs/differences.md lists where the filter differs from
+/// Envoy's native jwt_authn and rbac filters, one assertion each.
+#[test]
+fn documented_differences_from_envoy_native_filters() {
+    // A SPIFFE ID with upper case or '_' in its namespace or service account
+    // is no identity: it holds no role, so a role-scoped deny rule does not
+    // apply to it (RBAC would match the string).
+    let cfg = json!({"schema_version": 1, "trust_domain": "cluster.local",
+        "roles": [{"name": "partner", "principals": ["spiffe://partner.example/*"]}],
+        "rules": [{"name": "no-partners", "effect": "deny", "roles": ["partner"], "paths": ["/x"]},
+                  {"name": "open", "public": true, "paths": ["/x"]}]});
+    let policy = Policy::from_json(&cfg.to_string()).unwrap();
+    let valid = run(&policy, &case("valid", "GET", "/x", Some(PARTNER)));
+    assert_eq!(valid.reason, Reason::DeniedByRule);
+    for odd in [
+        "spiffe://partner.example/ns/X/sa/y",
+        "spiffe://partner.example/ns/x/sa/y_1",
+    ] {
+        let d = run(&policy, &case("odd peer", "GET", "/x", Some(odd)));
+        assert_eq!(d.reason, Reason::PublicRule, "{odd}");
+        assert_eq!(d.identity.peer, None, "{odd}");
+    }
+    // `Authorization: Bearer` with nothing after it (Envoy trims the space)
+    // is a token that fails, not a missing one.
+    let empty = run(
+        &fx().policy,
+        &case("empty bearer", "GET", "/admin/x", None).header("authorization", "Bearer".into()),
+    );
+    assert!(
+        matches!(
+            empty.reason,
+            Reason::InvalidToken(TokenError::BadStructure { .. })
+        ),
+        "{:?}",
+        empty.reason
+    );
+    // The scheme is case-insensitive (RFC 7235); jwt_authn's prefix is not.
+    let admin = okta_token(json!({"groups": ["admins"]}));
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let d = run(
+            &fx().policy,
+            &case("scheme", "GET", "/admin/x", None)
+                .header("authorization", format!("{scheme} {admin}")),
+        );
+        assert_eq!(d.reason, Reason::RoleGranted, "{scheme}");
+    }
+    // A query-parameter token is taken as written, not percent-decoded.
+    let encoded = admin.replace('.', "%2E");
+    let path: &'static str = Box::leak(format!("/admin/x?access_token={encoded}").into_boxed_str());
+    let d = run(
+        &fx().policy,
+        &case("encoded query token", "GET", path, None),
+    );
+    assert!(
+        matches!(
+            d.reason,
+            Reason::InvalidToken(TokenError::BadStructure { .. })
+        ),
+        "{:?}",
+        d.reason
+    );
 }

@@ -48,6 +48,23 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Write to standard output. A closed pipe (`oam-authz … | head`) ends the
+/// run quietly, as for other Unix tools, instead of a panic.
+pub fn out(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing the output: {e}");
+        std::process::exit(2);
+    }
+}
+
 /// Standard input has been read (by a `-` argument).
 static STDIN_TAKEN: AtomicBool = AtomicBool::new(false);
 

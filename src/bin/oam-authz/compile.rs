@@ -1,6 +1,6 @@
 //! `oam-authz compile`: WasmPlugin resources (or plain plugin configs).
 
-use crate::common::{display_name, is_stdin, load_clean, Fatal, ModeArg};
+use crate::common::{display_name, is_stdin, load_clean, out, Fatal, ModeArg};
 use crate::outdir::generated_before;
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{
@@ -265,7 +265,7 @@ pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
                 eprintln!("wrote {}", p.display());
             }
         }
-        None => print!("{}", join_stdout(&rendered, format)?),
+        None => out(&join_stdout(&rendered, format)?),
     }
     Ok(ExitCode::SUCCESS)
 }

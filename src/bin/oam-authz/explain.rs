@@ -1,6 +1,6 @@
 //! `oam-authz explain`: the decision for one request, and why.
 
-use crate::common::{find_component, load_clean, now_unix, read, read_jwks, Fatal, Output};
+use crate::common::{find_component, load_clean, now_unix, out, read, read_jwks, Fatal, Output};
 use clap::Args;
 use oam_authz::oam::{evaluate, explain_json, explain_text, Input, Options};
 use std::path::{Path, PathBuf};
@@ -86,11 +86,11 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode, Fatal> {
     };
     let outcome = evaluate(app, c, &input).map_err(Fatal)?;
     match a.output {
-        Output::Text => print!("{}", explain_text(c, app, &input, &outcome)),
-        Output::Json => println!(
-            "{}",
+        Output::Text => out(&explain_text(c, app, &input, &outcome)),
+        Output::Json => out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&explain_json(c, app, &input, &outcome))?
-        ),
+        )),
     }
     Ok(if a.exit_code && !outcome.decision.allowed() {
         ExitCode::from(1)

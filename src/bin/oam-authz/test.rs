@@ -1,6 +1,6 @@
 //! `oam-authz test`: policy test cases, each a request and its expected decision.
 
-use crate::common::{display_name, load_clean, now_unix, read, read_jwks, Fatal};
+use crate::common::{display_name, load_clean, now_unix, out, read, read_jwks, Fatal};
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{parse_cases, run_selected, Case, CaseOutcome, CaseResult, Options, Report};
 use std::path::PathBuf;
@@ -100,11 +100,11 @@ pub fn run(a: TestArgs) -> Result<ExitCode, Fatal> {
     }
     match a.format {
         TestFormat::Text => print_text(&files, passed, failed, errors),
-        TestFormat::Json => println!(
-            "{}",
+        TestFormat::Json => out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&json(&files, passed, failed, errors))?
-        ),
-        TestFormat::Junit => print!("{}", junit(&files, &app.name)),
+        )),
+        TestFormat::Junit => out(&junit(&files, &app.name)),
     }
     Ok(if errors > 0 {
         ExitCode::from(2)
@@ -120,16 +120,18 @@ fn print_text(files: &[FileReport], passed: usize, failed: usize, errors: usize)
     for f in files {
         for l in &f.report.lines {
             if several {
-                println!("{}: {l}", f.file);
+                out(&format!("{}: {l}\n", f.file));
             } else {
-                println!("{l}");
+                out(&format!("{l}\n"));
             }
         }
     }
     if errors > 0 {
-        println!("{passed} passed, {failed} failed, {errors} could not be run");
+        out(&format!(
+            "{passed} passed, {failed} failed, {errors} could not be run\n"
+        ));
     } else {
-        println!("{passed} passed, {failed} failed");
+        out(&format!("{passed} passed, {failed} failed\n"));
     }
 }
 

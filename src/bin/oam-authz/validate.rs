@@ -1,6 +1,6 @@
 //! `oam-authz validate`: every finding of every file, for people or CI.
 
-use crate::common::{load, Fatal};
+use crate::common::{load, out, Fatal};
 use crate::report;
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{FindingJson, Options};
@@ -56,7 +56,7 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode, Fatal> {
     match a.output {
         ValidateOutput::Text => {
             for f in &all {
-                println!("{f}");
+                out(&format!("{f}\n"));
             }
             eprintln!(
                 "{} file(s), {components} protected component(s) compiled: {errors} error(s), {warnings} warning(s)",
@@ -65,15 +65,16 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode, Fatal> {
         }
         ValidateOutput::Json => {
             let list: Vec<FindingJson<'_>> = all.iter().map(FindingJson::from).collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            out(&format!("{}\n", serde_json::to_string_pretty(&list)?));
         }
-        ValidateOutput::Sarif => {
-            println!("{}", serde_json::to_string_pretty(&report::sarif(&all))?)
-        }
-        ValidateOutput::Codequality => println!(
-            "{}",
+        ValidateOutput::Sarif => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report::sarif(&all))?
+        )),
+        ValidateOutput::Codequality => out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&report::code_quality(&all))?
-        ),
+        )),
     }
     Ok(if errors > 0 || (a.strict && warnings > 0) {
         ExitCode::from(1)
