@@ -519,6 +519,27 @@ fn compile_refuses_an_application_that_protects_nothing() {
         "--allow-unprotected",
     ]);
     assert_eq!(c.status.code(), Some(0), "{}", err(&c));
+    // `traits:` indented under `properties:` (the case): refused, with the hint.
+    let app = example(DEPLOY);
+    let start = app.find("      traits:\n").unwrap();
+    let end = app.find("\n  policies:").unwrap();
+    let moved: String = app[start..end]
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    let misplaced = format!("{}{moved}{}", &app[..start], &app[end + 1..]);
+    let f = d.join("misplaced.yaml");
+    std::fs::write(&f, misplaced).unwrap();
+    let c = run(&["compile", f.to_str().unwrap(), "--url", URL]);
+    assert_eq!(c.status.code(), Some(1), "{}", err(&c));
+    assert_eq!(out(&c), "");
+    assert!(
+        err(&c).contains(
+            "spec.components[0].properties.traits[1]: a mesh-access trait under 'properties'"
+        ),
+        "{}",
+        err(&c)
+    );
 }
 
 /// The README's first policy is examples/quickstart/app.yaml, in full, and it
