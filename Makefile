@@ -91,8 +91,14 @@ lint: toolchain
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --target $(WASM_TARGET) -- -D warnings
 
+# make demo: the shop demo (test-harness/demo.py). make demo APP=path/app.yaml
+# CASES=path/cases.yaml: your application in a local Envoy, each case sent as a
+# request with a real certificate and token (test-harness/demo_app.py).
 demo: build cli venv
-	$(PY) test-harness/demo.py
+	@if [ -n "$(APP)" ]; then \
+	  [ -n "$(CASES)" ] || { echo "make demo APP=$(APP) needs CASES=path/cases.yaml" >&2; exit 2; }; \
+	  $(PY) test-harness/demo_app.py "$(APP)" "$(CASES)"; \
+	else $(PY) test-harness/demo.py; fi
 
 # Benchmark tools: wrk (Debian) and taskset (util-linux).
 bench-tools:

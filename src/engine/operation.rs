@@ -4,7 +4,7 @@
 use crate::decision::Reason;
 use crate::host::SignatureBackend;
 use crate::pattern::hostname::normalized_host;
-use crate::pattern::path::canonical_path;
+use crate::pattern::path::{canonical_path_with, PathOptions};
 use crate::request::headers::Headers;
 use std::borrow::Cow;
 
@@ -38,8 +38,13 @@ pub struct Operation<'a> {
 
 impl<'a> Operation<'a> {
     /// The operation of a raw request, or why it cannot be matched at all.
-    pub fn parse(method: &'a str, path: &'a str, host: &'a str) -> Result<Operation<'a>, Reason> {
-        let path = canonical_path(path).map_err(Reason::PathNotCanonical)?;
+    pub fn parse(
+        method: &'a str,
+        path: &'a str,
+        host: &'a str,
+        opts: PathOptions,
+    ) -> Result<Operation<'a>, Reason> {
+        let path = canonical_path_with(path, opts).map_err(Reason::PathNotCanonical)?;
         Ok(Operation {
             method,
             host: normalized_host(host),

@@ -16,18 +16,26 @@ mod evaluate;
 mod explain;
 mod export;
 mod finding;
+mod idp;
 mod load;
 mod lower;
 mod manifest;
 mod model;
+mod position;
+mod source;
 
-pub use cases::{parse as parse_cases, run as run_cases, CaseFile, Report};
+pub use cases::{
+    parse as parse_cases, run as run_cases, run_selected, Case, CaseFile, CaseResult,
+    Outcome as CaseOutcome, Report,
+};
 pub use compile::{compile_app, CompiledComponent};
 pub use evaluate::{evaluate, Input, Outcome};
-pub use explain::explain_text;
+pub use explain::{explain_json, explain_text};
 pub use export::export as export_istio;
 pub use finding::{Finding, FindingJson, Scope, Severity};
+pub use idp::idp_manifests;
 pub use load::{load_str, Application};
 pub use lower::{waypoint_name_problem, Attach, Options};
-pub use manifest::{join_stdout, render, Format, PluginSettings, Rendered};
+pub use manifest::{generated_header, join_stdout, render, Format, PluginSettings, Rendered};
 pub use model::Dataplane;
+pub use source::{check_text, Checked};

@@ -10,6 +10,8 @@ mod compile;
 mod dataplane;
 mod explain;
 mod export;
+mod outdir;
+mod report;
 mod test;
 mod validate;
 
