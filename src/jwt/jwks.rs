@@ -18,7 +18,6 @@ use crate::error::{Diagnostic, FieldPath, Message, Naming, Problem};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// Longest `kid` we store or look up. Longer ones cannot match anything.
 pub const MAX_KID_LEN: usize = 256;
@@ -86,7 +85,6 @@ impl Key {
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: Vec<Key>,
-    by_kid: BTreeMap<String, usize>,
     /// Keys skipped while parsing: (path, why), the path relative to the
     /// set as given to the parser (`.keys[2]`).
     skipped: Vec<(String, String)>,
@@ -154,10 +152,12 @@ impl KeySet {
                 if kid.len() > MAX_KID_LEN {
                     return Err(KeyLookupError::UnknownKid);
                 }
+                // A scan, not a map: a set holds a few keys (the fetched
+                // document is size-capped), and a map costs the module bytes.
                 let key = self
-                    .by_kid
-                    .get(kid)
-                    .and_then(|&i| self.keys.get(i))
+                    .keys
+                    .iter()
+                    .find(|k| k.kid.as_deref() == Some(kid))
                     .ok_or(KeyLookupError::UnknownKid)?;
                 if !key.allows(alg) {
                     return Err(KeyLookupError::AlgMismatch);
@@ -242,10 +242,9 @@ fn parse_jwks_mode(
         match parsed {
             Parsed::Usable(key) => {
                 if let Some(kid) = &key.kid {
-                    if set.by_kid.contains_key(kid) {
+                    if set.keys.iter().any(|k| k.kid.as_ref() == Some(kid)) {
                         return Err(err(format!("{kpath}.kid"), Problem::duplicate(kid)));
                     }
-                    set.by_kid.insert(kid.clone(), set.keys.len());
                 }
                 set.keys.push(key);
             }
