@@ -144,10 +144,15 @@ impl Reader<'_> {
             self.i += 1;
             self.ws();
             let v = self.value(depth)?;
-            if out.contains_key(&key) {
-                return Err(JsonError::DuplicateKey(clip(&key)));
+            // One search of the map, not two (contains_key, then insert).
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(e) => {
+                    return Err(JsonError::DuplicateKey(clip(e.key())))
+                }
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
             }
-            out.insert(key, v);
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
@@ -232,13 +237,21 @@ impl Reader<'_> {
         loop {
             // Copy the run up to the next quote, backslash or control byte.
             let start = self.i;
-            while matches!(self.peek(), Some(c) if c != b'"' && c != b'\\' && c >= 0x20) {
+            let rest = self.b.get(start..).unwrap_or_default();
+            let len = rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(rest.len());
+            self.i += len;
+            let run = rest.get(..len).unwrap_or_default();
+            let run =
+                std::str::from_utf8(run).map_err(|_| self.syntax("invalid unicode code point"))?;
+            if out.is_empty() && self.peek() == Some(b'"') {
+                // The common case, no escape: one allocation of the right size.
                 self.i += 1;
+                return Ok(run.to_owned());
             }
-            let run = self.b.get(start..self.i).unwrap_or_default();
-            out.push_str(
-                std::str::from_utf8(run).map_err(|_| self.syntax("invalid unicode code point"))?,
-            );
+            out.push_str(run);
             match self.peek() {
                 Some(b'"') => {
                     self.i += 1;

@@ -1180,3 +1180,40 @@ fn headers_with_an_x5c_chain_fit_the_cap() {
         }
     );
 }
+
+/// A host verifier that says yes: what is left of a cache miss is our own
+/// work (split, base64, JSON, claim checks, the DER signature).
+#[derive(Debug)]
+struct Yes;
+impl crate::host::SignatureBackend for Yes {
+    fn verify(&self, _: &str, _: &[u8], _: &[u8], _: &[u8]) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Our cost of an RS256 and an ES256 cache miss with the host's verifier
+/// stubbed, `OAM_PROFILE_N` times each (e.g. under callgrind; see
+/// docs/performance.md "The cache-miss path").
+#[test]
+#[ignore]
+fn miss_profile() {
+    use std::time::Instant;
+    let n: u32 = std::env::var("OAM_PROFILE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rsa = RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("rsa1");
+    let rs = rsa.sign(jwt_claims("alice")).unwrap();
+    let es = ec1_with_kid("ec1").sign(jwt_claims("alice")).unwrap();
+    for (name, token) in [("RS256", rs), ("ES256", es)] {
+        assert!(fx().provider.verify_with(&token, NOW, Some(&Yes)).is_ok());
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(fx().provider.verify_with(&token, NOW, Some(&Yes)).is_ok());
+        }
+        println!(
+            "{name} miss, host verifier stubbed: {:?}/token",
+            t.elapsed() / n
+        );
+    }
+}
