@@ -88,9 +88,10 @@ bench-tools:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	@command -v taskset >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux; }
 
-# Side-by-side benchmark (test-harness/bench/README.md), ~25-30 min; not part of `make test`:
+# Side-by-side benchmark (test-harness/bench/README.md), ~25 min; not part of `make test`:
 # the mesh shape (mTLS from a client Envoy, HTTP/2, audit on), plain HTTP,
-# memory at --concurrency 2 (and a 10,000-rule policy), the engine benchmark.
+# memory at --concurrency 2 (and a 10,000-rule policy); BENCH_ARGS=--engine
+# adds benches/engine.rs (several minutes more on a fresh clone).
 # BENCH_ARGS="--readme docs/performance.md" also refreshes the table in docs/performance.md.
 BENCH_ARGS ?=
 bench: build venv bench-tools

@@ -972,8 +972,9 @@ def parse_args(argv):
     ap.add_argument("--mem", default=None,
                     help="memory-mode variants, comma-separated, or 'none' (default: all; none with --smoke)")
     ap.add_argument("--mem-load", type=int, default=3, help="seconds of load in the memory mode (default 3)")
-    ap.add_argument("--engine", action=argparse.BooleanOptionalAction, default=None,
-                    help="run benches/engine.rs (decision cost vs rule count); default on, off with --smoke")
+    ap.add_argument("--engine", action=argparse.BooleanOptionalAction, default=False,
+                    help="also build and run benches/engine.rs (decision cost vs rule count, the 'flat from 10 to "
+                         "10,000 rules' goal; its optimized native build takes minutes on a fresh clone)")
     ap.add_argument("--soak", type=int, default=0, metavar="SECONDS", help="also run the miss-RS256 memory soak")
     ap.add_argument("--quiet-wait", type=float, default=60.0,
                     help="before each measurement, wait up to this many s for idle CPUs (0: don't)")
@@ -991,8 +992,6 @@ def parse_args(argv):
         args.quiet_wait, args.retries = 0, 0
         args.pool = min(args.pool, 3000)
         args.mem = args.mem or "none"
-    if args.engine is None:
-        args.engine = not args.smoke and not args.variants
     for name, lim in (("duration", 600), ("rounds", 20), ("soak", 3600), ("mem_load", 60)):
         if getattr(args, name) > lim:
             sys.exit(f"bench: --{name.replace('_', '-')} is limited to {lim}")
@@ -1023,6 +1022,13 @@ def with_references(sel: list[Variant], variants: list[Variant]) -> list[Variant
             first = next(i for i, v in enumerate(out) if v.shape == shape)
             out.insert(first, p)
     return out
+
+
+def checkpoint(out: str, results: list[dict], mem_results: list[dict]) -> None:
+    """The measurements so far, in case a long run is interrupted (removed at the end)."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "partial.json"), "w") as f:
+        json.dump({"results": results, "mem_results": mem_results}, f, default=str)
 
 
 def engine_bench(cpu_build: str | None, cpu_run: str | None) -> dict:
@@ -1123,6 +1129,7 @@ def main(argv=None) -> int:
                 if v.kind == "none" and v.shape not in lat_rate:
                     lat_rate[v.shape] = r["lat_rate"]
                 results.append(r)
+                checkpoint(args.out, results, mem_results)
                 lt = r.get("lat") or {}
                 b.log(f"[{rnd}/{args.rounds}] {v.name:22s} {r['cpu_us_per_req']:7.1f} us/req {r['rps']:8.0f} req/s "
                       f"p50 {lt.get('lat_p50_us', '-')} p99 {lt.get('lat_p99_us', '-')} us @ {r.get('lat_rate', 0):.0f}/s "
@@ -1132,6 +1139,7 @@ def main(argv=None) -> int:
                     b.wait_quiet()
                 m = b.memory(mv, rnd)
                 mem_results.append(m)
+                checkpoint(args.out, results, mem_results)
                 b.log(f"[{rnd}/{args.rounds}] {mv.name:22s} RSS ready {m['rss_ready_kb'] / 1024:.1f} MB, after load "
                       f"{m['rss_kb'] / 1024:.1f} MB, peak {m['hwm_kb'] / 1024:.1f} MB; workers served "
                       f"{m['workers_served']}/{MEM_CONCURRENCY}; statuses {m['statuses']}{'' if m['ok'] else '  FAIL'}")
@@ -1166,6 +1174,8 @@ def main(argv=None) -> int:
             json.dump({**meta, "summary": summary, "mem": mem, "goals": goal_list, "soak": soak, "engine": engine,
                        "failures": b.failures, "notes": notes, "results": results, "mem_results": mem_results},
                       f, indent=1, default=str)
+        if os.path.exists(os.path.join(args.out, "partial.json")):
+            os.remove(os.path.join(args.out, "partial.json"))
         if args.readme and not b.failures:
             update_readme(args.readme, md)
         print()

@@ -217,7 +217,7 @@ def goals(summary: list[dict], mem: list[dict], module_size: int, by_round: dict
                   f"{engine['rows'][0]['allow_ns']:.0f} ns at {engine['rows'][0]['rules']})",
             last["vs_10"] <= GOAL_ENGINE_FLAT_X)
     else:
-        add(goal, "not measured in this run (`make bench-engine`)", None)
+        add(goal, "not measured in this run (`make bench-engine`, or `bench.py --engine`)", None)
     if soak:
         add("memory: steady RSS over the soak, no growth trend",
             f"{soak['slope_kb_per_min']:+.1f} KB/min over {soak['seconds']} s (R^2 {soak['r2']:.2f}),"
@@ -421,6 +421,9 @@ def markdown(meta: dict, summary: list[dict], mem: list[dict], goal_list: list[d
     if noisy:
         L.append(f"Note: other processes (or VM steal) used Envoy's CPU during: {', '.join(noisy)}; "
                  "the machine was not quiet, figures are noisier than usual.  ")
+    if not meta.get("smoke") and (meta.get("rounds", 3) < 3 or meta.get("duration", 7) < 7):
+        L.append(f"Note: a short run ({meta.get('rounds')} round(s), {meta.get('duration')} s per variant): "
+                 "indicative figures; `make bench` (3 rounds, 7 s) is the one to quote.  ")
     if meta.get("smoke"):
         L.append("Note: a smoke run (1 round, 2 s per variant): a check that every variant works, not figures "
                  "to quote.  ")

