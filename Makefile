@@ -97,7 +97,7 @@ BENCH_ARGS ?=
 bench: build venv bench-tools
 	$(PY) test-harness/bench/bench.py $(BENCH_ARGS)
 
-# ~1.5 min: the headline mTLS variant and its references, and plain-HTTP
+# ~1 min: the headline mTLS variant and its references, and plain-HTTP
 # basics, 1 round, 2 s each; fails on any unexpected response status.
 bench-smoke: build venv bench-tools
 	$(PY) test-harness/bench/bench.py --smoke
@@ -106,7 +106,7 @@ bench-smoke: build venv bench-tools
 bench-soak: build venv bench-tools
 	$(PY) test-harness/bench/bench.py --variants none --mem none --no-engine --soak 300
 
-# Where the CPU goes per request inside V8 (perf + V8's perf map; ~5 min):
+# Where the CPU goes per request inside V8 (perf + V8's perf map; ~3 min):
 # host calls by kind, wasm code by function, Envoy's own work.
 # PROFILE_ARGS="--wasm FILE" profiles another build (names only if it has them).
 PROFILE_ARGS ?=

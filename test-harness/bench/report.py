@@ -414,6 +414,10 @@ def markdown(meta: dict, summary: list[dict], mem: list[dict], goal_list: list[d
     starved = [_short(s["variant"]) + ("" if s["shape"] == "plain" else " (mTLS)") for s in summary
                if (s["envoy_busy_pct"] or 0) < 90]
     if starved:
+        if len(starved) > len(summary) // 2:
+            busy_ones = [_short(s["variant"]) + ("" if s["shape"] == "plain" else " (mTLS)") for s in summary
+                         if (s["envoy_busy_pct"] or 0) >= 90]
+            starved = [f"{len(starved)} of {len(summary)} variants (all but {', '.join(busy_ones) or 'none'})"]
         L.append(f"Note: the measured Envoy's CPU was under 90% busy at \"saturation\" for {', '.join(starved)}: "
                  "there the load side (CPU 0: wrk, and the client Envoy in the mesh shape) limited req/s, so req/s "
                  "understates the server's peak; CPU µs/req still holds.  ")
