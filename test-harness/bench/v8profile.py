@@ -337,6 +337,12 @@ def count_one(bc: B.Bench, v: B.Variant, seconds: int) -> dict[str, float]:
 # Report
 # --------------------------------------------------------------------------------------
 
+def fmt_calls(n: float) -> str:
+    """Calls per request: whole numbers as such, batched calls (one per many
+    requests) with their fraction."""
+    return f"{n:.0f}" if abs(n - round(n)) < 0.05 and n >= 0.95 else f"{n:.2g}"
+
+
 def markdown(meta: dict, profs: list[dict]) -> str:
     L = [f"Command: `{meta['command']}`  ", f"Date: {meta['date']}  ",
          f"Module: {meta['module']} ({meta['module_note']}); Envoy {meta['envoy_version']} with V8's perf map "
@@ -360,11 +366,11 @@ def markdown(meta: dict, profs: list[dict]) -> str:
 
             def cell(p):
                 n = p.get("calls", {}).get(name) if key == "host" else None
-                return f"{p['us'].get(h, 0):.2f}" + (f" ({n:.0f}×)" if n else "")
+                return f"{p['us'].get(h, 0):.2f}" + (f" ({fmt_calls(n)}×)" if n else "")
 
             L.append(f"| &nbsp;&nbsp;{name} | " + " | ".join(cell(p) for p in profs) + " |")
     L.append("| host calls per request (counting run) | "
-             + " | ".join(f"{sum(p.get('calls', {}).values()):.0f}" if p.get("calls") else "-" for p in profs) + " |")
+             + " | ".join(fmt_calls(sum(p["calls"].values())) if p.get("calls") else "-" for p in profs) + " |")
     L.append("| samples | " + " | ".join(str(p["samples"]) for p in profs) + " |")
     L.append("")
     for p in profs:
