@@ -484,6 +484,51 @@ def loadgen(port: int, tokens_file: str, rate: float, seconds: float, offset: in
     return r
 
 
+def smaps_split(pid: int) -> dict[str, int]:
+    """Resident KB by kind of mapping: wasm linear memories (read-write
+    anonymous mappings next to V8's multi-GiB guard reservations), JIT code
+    (anonymous executable), file-backed pages (mostly Envoy's binary) and other
+    anonymous memory (the heap: V8's and Envoy's allocations)."""
+    vmas = []
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                    lo, hi = (int(x, 16) for x in head[0].split("-"))
+                    vmas.append([lo, hi, head[1], head[5] if len(head) > 5 else "", 0])
+                elif line.startswith("Rss:") and vmas:
+                    vmas[-1][4] = int(head[1])
+    except OSError:
+        return {}
+    out = {"wasm_memory": 0, "jit_code": 0, "files": 0, "anon_other": 0}
+    for i, (lo, hi, perms, path, rss) in enumerate(vmas):
+        near = [v for v in (vmas[i - 1] if i else None, vmas[i + 1] if i + 1 < len(vmas) else None)
+                if v and v[2] == "---p" and v[1] - v[0] >= 1 << 30 and (v[0] == hi or v[1] == lo)]
+        if path.startswith("/"):
+            out["files"] += rss
+        elif path:
+            continue  # [stack], [vdso], ...
+        elif perms == "rw-p" and near:
+            out["wasm_memory"] += rss
+        elif "x" in perms:
+            out["jit_code"] += rss
+        else:
+            out["anon_other"] += rss
+    return out
+
+
+def tcmalloc_split(env: E.Envoy) -> dict[str, int]:
+    """Envoy's heap (tcmalloc, admin /memory) in KB: live allocations, and
+    freed memory tcmalloc keeps (page heap free + thread caches)."""
+    try:
+        m = json.loads(env.admin_get("/memory")[1])
+        return {"heap_live": int(m["allocated"]) // 1024,
+                "heap_free_kept": (int(m["pageheap_free"]) + int(m["total_thread_cache"])) // 1024}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def envoy_version() -> str:
     try:
         out = subprocess.run([E.envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
@@ -789,9 +834,11 @@ class Bench:
                 if k.startswith("listener.") and k.endswith("downstream_cx_total"):
                     per_worker[k.split(".")[-2]] = n
             served = sum(1 for n in per_worker.values() if n > 0)
+            where = dict(smaps_split(pid), **tcmalloc_split(env))
             res = {"variant": mv.name, "round": rnd, "rules": mv.rules, "ready_s": ready_s,
                    "rss_ready_kb": rss_ready, "rss_kb": rss, "hwm_kb": hwm, "requests": w["requests"],
-                   "statuses": w["statuses"], "workers_served": served, "conns_per_worker": per_worker}
+                   "statuses": w["statuses"], "workers_served": served, "conns_per_worker": per_worker,
+                   "where_kb": where}
             bad = {k: n for k, n in w["statuses"].items() if k != v.expect}
             res["ok"] = not bad and bool(w["statuses"].get(v.expect))
             if not res["ok"]:

@@ -23,6 +23,9 @@ REFS = {
     "mtls": {"pass": "mtls-passthrough", "floor": "mtls-floor", "native": "mtls-native",
              "native_cache": "mtls-native-cache"},
 }
+# where a memory-mode Envoy's RSS is (bench.py smaps_split, tcmalloc_split), in table order
+WHERE = {"heap_live": "heap live", "heap_free_kept": "heap freed, kept", "wasm_memory": "wasm memory",
+         "jit_code": "JIT code"}
 HITS = ("hit-RS256", "hit-RS256/auto", "hit-RS256/host", "hit-RS256/wasm")
 
 
@@ -145,6 +148,9 @@ def summarize_mem(mem_results: list[dict], mem_variants: list) -> list[dict]:
             "hwm_mb": med([r["hwm_kb"] / 1024 for r in rows]),
             "d_floor_rss_mb": d_floor("rss_kb"), "d_floor_hwm_mb": d_floor("hwm_kb"),
             "ready_s": med([r["ready_s"] for r in rows]),
+            "where_mb": {k: med([(r.get("where_kb") or {}).get(k) for r in rows
+                                 if (r.get("where_kb") or {}).get(k) is not None]) / 1024
+                         for k in WHERE if any((r.get("where_kb") or {}).get(k) is not None for r in rows)},
             "workers_served": min(r["workers_served"] for r in rows),
         })
     return out
@@ -331,16 +337,20 @@ def _mem_table(mem: list[dict], concurrency: int, load_s) -> list[str]:
          f"HTTP/1.1, connections balanced over the workers, {load_s} s of load; VmRSS at ready and after the load, "
          "VmHWM (the peak: a config-parsing high-water mark stays in wasm memory for the VM's life).",
          "",
+         "Where it is: Envoy's heap (tcmalloc, admin `/memory`) live, and freed but kept by tcmalloc (page heap "
+         "and thread caches); wasm linear memories and V8's JIT code (from `/proc/PID/smaps`).",
+         "",
          "| variant | RSS at ready MB | RSS after load MB | peak (VmHWM) MB | Δ RSS vs floor | Δ peak vs floor "
-         "| workers served | ready in s |",
-         "|---|--:|--:|--:|--:|--:|--:|--:|"]
+         "| " + " | ".join(f"{label} MB" for label in WHERE.values()) + " | workers served | ready in s |",
+         "|---|--:|--:|--:|--:|--:|" + "--:|" * len(WHERE) + "--:|--:|"]
     for m in mem:
         flag = "" if m["ok"] else " **FAIL**"
         L.append(f"| {m['variant']}{flag} | {fmt(m['rss_ready_mb'], '.1f')} | {fmt(m['rss_mb'], '.1f')} "
                  f"| {fmt(m['hwm_mb'], '.1f')} "
                  f"| {fmt(m['d_floor_rss_mb'], '+.1f') if m['variant'] != 'mem-floor' else '-'} "
                  f"| {fmt(m['d_floor_hwm_mb'], '+.1f') if m['variant'] != 'mem-floor' else '-'} "
-                 f"| {m['workers_served']}/{concurrency} | {fmt(m['ready_s'], '.1f')} |")
+                 + "".join(f"| {fmt(m.get('where_mb', {}).get(k), '.1f')} " for k in WHERE)
+                 + f"| {m['workers_served']}/{concurrency} | {fmt(m['ready_s'], '.1f')} |")
     L.append("")
     L.append("Memory variants: " + "; ".join(f"`{m['variant']}` {m['desc']}" for m in mem) + ".")
     return L
