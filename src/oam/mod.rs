@@ -12,6 +12,7 @@
 mod analyze;
 mod cases;
 mod compile;
+mod diff;
 mod evaluate;
 mod explain;
 mod export;
@@ -23,6 +24,10 @@ mod model;
 
 pub use cases::{parse as parse_cases, run as run_cases, CaseFile, Report};
 pub use compile::{compile_app, CompiledComponent};
+pub use diff::{
+    diff as diff_revisions, render_json as diff_json, render_markdown as diff_markdown,
+    render_text as diff_text, DiffError, Protected, Report as DiffReport, Side as DiffSide,
+};
 pub use evaluate::{evaluate, Input, Outcome};
 pub use explain::explain_text;
 pub use export::export as export_istio;
