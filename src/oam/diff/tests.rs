@@ -553,9 +553,17 @@ const REQUEST_PATHS: [&str; 14] = [
 /// every region's example, re-run, gives the region's decisions.
 #[test]
 fn random_policy_pairs_sound_and_complete_on_samples() {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let seed: u64 = std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng(seed);
     let (mut pairs, mut differing, mut same, mut regions) = (0, 0, 0, 0);
-    while pairs < 150 {
+    let want: usize = std::env::var("DIFF_PAIRS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150);
+    while pairs < want {
         let base = random_policy(&mut rng);
         let Some(old) = compiled(&base) else { continue };
         let Some(new) = compiled(&mutate(&mut rng, &base)) else {
@@ -575,9 +583,9 @@ fn random_policy_pairs_sound_and_complete_on_samples() {
                 "an example that does not differ: {e:?}"
             );
         }
-        for _ in 0..200 {
-            let caller = random_caller(&mut rng);
-            let (m, h, p) = (
+        for _ in 0..300 {
+            let mut caller = random_caller(&mut rng);
+            let mut op = (
                 *rng.pick(&["GET", "POST", "DELETE", "PUT"]),
                 *rng.pick(&[
                     "api.example.com",
@@ -589,6 +597,16 @@ fn random_policy_pairs_sound_and_complete_on_samples() {
                 ]),
                 *rng.pick(&REQUEST_PATHS),
             );
+            // Near the regions: a region's example caller, or its operation.
+            if !d.regions.is_empty() && rng.chance(50) {
+                let e = &d.regions[rng.below(d.regions.len())].example;
+                if rng.chance(50) {
+                    caller = e.caller.clone();
+                } else {
+                    op = (e.method.as_str(), e.host.as_str(), e.path.as_str());
+                }
+            }
+            let (m, h, p) = op;
             let o = decide(&old.policy, &caller, m, h, p).decided;
             let n = decide(&new.policy, &caller, m, h, p).decided;
             let found = d
@@ -625,9 +643,10 @@ fn random_policy_pairs_sound_and_complete_on_samples() {
             }
         }
     }
+    eprintln!("stats: {pairs} pairs, {differing} differing, {same} same, {regions} regions");
     // The samples must exercise both outcomes, or the test proves nothing.
     assert!(
-        differing > 2_000 && same > 2_000 && regions > 300,
+        differing > 5_000 && same > 20_000 && regions > 500,
         "{differing} differing, {same} same, {regions} regions"
     );
 }
