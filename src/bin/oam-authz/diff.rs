@@ -117,6 +117,7 @@ fn protected<'a>(l: &'a Loaded, only: Option<&str>) -> Vec<Protected<'a>> {
                 config: &both.0,
                 policy: &both.1,
             },
+            oam: false,
         }],
         Loaded::Apps(apps) => apps
             .iter()
@@ -128,6 +129,7 @@ fn protected<'a>(l: &'a Loaded, only: Option<&str>) -> Vec<Protected<'a>> {
                         config: &c.config,
                         policy: &c.policy,
                     },
+                    oam: true,
                 })
             })
             .collect(),

@@ -7,7 +7,7 @@ use super::error::DiffError;
 use super::eval::{decide, decide_view, Decided, Outcome};
 use super::notes::{notes, Note};
 use super::ops::{Cell, OpSpace};
-use super::regions::{build, Change, ClassChange, Region};
+use super::regions::{build, Change, ClassChange, How, Region};
 use super::side::Side;
 use crate::engine::held_roles;
 use crate::pattern::hostname::normalize_host;
@@ -57,6 +57,8 @@ pub struct ComponentDiff {
     pub caveats: Vec<String>,
     pub ops: Option<OpSpace>,
     pub callers: Option<CallerSpace>,
+    /// Whether `oam-authz explain` can replay the examples (OAM inputs).
+    pub explainable: bool,
 }
 
 /// The side-specific shape of a class: what its decisions depend on.
@@ -122,19 +124,17 @@ fn changes(callers: &CallerSpace, tables: &[Table; 2], cells: &[Cell]) -> Vec<Cl
     let mut out = Vec::new();
     for class in 0..callers.classes.len() {
         let (a, b) = (tables[0].row(class), tables[1].row(class));
-        let mut by_pair: BTreeMap<(Decided, Decided), Vec<Cell>> = BTreeMap::new();
+        let mut by_how: BTreeMap<How, Vec<(Cell, Decided, Decided)>> = BTreeMap::new();
         for ((x, y), c) in a.iter().zip(b).zip(cells) {
             if x != y {
-                by_pair.entry((*x, *y)).or_default().push(*c);
+                by_how
+                    .entry(How::of(*x, *y))
+                    .or_default()
+                    .push((*c, *x, *y));
             }
         }
-        for ((old, new), cells) in by_pair {
-            out.push(ClassChange {
-                class,
-                old,
-                new,
-                cells,
-            });
+        for (how, cells) in by_how {
+            out.push(ClassChange { class, how, cells });
         }
     }
     out
@@ -160,7 +160,7 @@ fn example(sides: &[Side<'_>; 2], ops: &OpSpace, callers: &CallerSpace, r: &Regi
     let old = decide(sides[0].policy, &caller, m, h, p);
     let new = decide(sides[1].policy, &caller, m, h, p);
     Example {
-        confirmed: old.decided == r.old && new.decided == r.new,
+        confirmed: r.pairs.contains(&(old.decided, new.decided)),
         caller,
         method: m.to_string(),
         host: h.to_string(),
@@ -193,6 +193,7 @@ impl ComponentDiff {
             caveats: Vec::new(),
             ops: None,
             callers: None,
+            explainable: false,
         }
     }
 
@@ -238,6 +239,7 @@ impl ComponentDiff {
             caveats,
             ops: Some(ops),
             callers: Some(callers),
+            explainable: false,
         })
     }
 

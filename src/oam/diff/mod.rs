@@ -34,6 +34,9 @@ pub struct Protected<'a> {
     pub application: &'a str,
     pub component: &'a str,
     pub side: Side<'a>,
+    /// Compiled from an OAM application (so `oam-authz explain` can replay
+    /// the examples), not read as a plugin config.
+    pub oam: bool,
 }
 
 /// The example host of a component when no rule names hosts.
@@ -57,12 +60,13 @@ pub fn diff(
     let mut components = Vec::new();
     for a in old {
         components.push(match new.iter().find(|b| key(b) == key(a)) {
-            Some(b) => ComponentDiff::compute(
-                a.application,
-                a.component,
-                &[a.side, b.side],
-                &example_host(a.component),
-            )?,
+            Some(b) => {
+                let sides = [a.side, b.side];
+                let host = example_host(a.component);
+                let mut d = ComponentDiff::compute(a.application, a.component, &sides, &host)?;
+                d.explainable = a.oam && b.oam;
+                d
+            }
             None => ComponentDiff::one_sided(a.application, a.component, Presence::OnlyOld),
         });
     }

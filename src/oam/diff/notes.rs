@@ -111,10 +111,61 @@ fn provider_notes(issuer: &str, a: &ProviderConfig, b: &ProviderConfig, out: &mu
     }
 }
 
+/// The token settings the regions do analyse, summed up per issuer: the
+/// cause of many regions at once (no effect of their own).
+fn analysed(a: &[ProviderConfig], b: &[ProviderConfig], out: &mut Vec<Note>) {
+    for pa in a {
+        let Some(pb) = b.iter().find(|p| p.issuer == pa.issuer) else {
+            out.push(note(
+                format!(
+                    "tokens of {}: the new revision has no provider for this issuer (no role its rules use needs one), so it refuses them (401) or, with no provider at all, ignores them",
+                    pa.issuer
+                ),
+                None,
+            ));
+            continue;
+        };
+        if pa.audiences != pb.audiences {
+            out.push(note(
+                format!(
+                    "tokens of {}: audiences {:?} -> {:?}: a token only for a removed audience is now refused (401 token_audience_mismatch) on every request, one for an added audience is now accepted",
+                    pa.issuer, pa.audiences, pb.audiences
+                ),
+                None,
+            ));
+        }
+        let life = |p: &ProviderConfig| {
+            p.max_lifetime_seconds
+                .unwrap_or(crate::policy::provider::DEFAULT_MAX_LIFETIME)
+        };
+        if life(pa) != life(pb) {
+            out.push(note(
+                format!(
+                    "tokens of {}: maximum lifetime {} s -> {} s",
+                    pa.issuer,
+                    life(pa),
+                    life(pb)
+                ),
+                None,
+            ));
+        }
+    }
+    for pb in b.iter().filter(|p| !a.iter().any(|q| q.issuer == p.issuer)) {
+        out.push(note(
+            format!(
+                "tokens of {}: the new revision has a provider for this issuer and accepts them",
+                pb.issuer
+            ),
+            None,
+        ));
+    }
+}
+
 /// Every note of a component present on both sides.
 pub fn notes(old: &Side<'_>, new: &Side<'_>) -> Vec<Note> {
     let mut out = Vec::new();
     let (a, b) = (old.config, new.config);
+    analysed(&a.providers, &b.providers, &mut out);
     if a.mode != b.mode {
         let effect = match b.mode {
             Mode::Audit => Change::Widened,

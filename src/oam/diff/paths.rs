@@ -306,12 +306,23 @@ pub fn path_atoms(patterns: &[PathPattern]) -> Result<Vec<PathAtom>, DiffError> 
                 .zip(&sts)
                 .map(|(m, s)| m.accepts(*s))
                 .collect();
-            if !found.contains_key(&member) {
-                found.insert(member.clone(), atoms.len());
-                atoms.push(PathAtom {
-                    member,
-                    example: path.clone(),
-                });
+            match found.get(&member) {
+                None => {
+                    found.insert(member.clone(), atoms.len());
+                    atoms.push(PathAtom {
+                        member,
+                        example: path.clone(),
+                    });
+                }
+                // Prefer an example without a trailing '/' ("/a/x/y" over
+                // "/a/x/"): it reads as the region, not as a slash trick.
+                Some(i) => {
+                    if let Some(a) = atoms.get_mut(*i) {
+                        if a.example.len() > 1 && a.example.ends_with('/') && !path.ends_with('/') {
+                            a.example.clone_from(&path);
+                        }
+                    }
+                }
             }
         }
         for (a, c) in alpha.iter().enumerate() {

@@ -85,11 +85,41 @@ pub struct What {
     pub paths: PathRegion,
 }
 
+/// What a region's requests have in common: one exact change of decision
+/// (widened, narrowed), or only a change of status or reason (still
+/// denied, or still allowed), of one or more kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum How {
+    Exact(Decided, Decided),
+    /// Same verdict (allowed: true or false), another status or reason.
+    Reasons(bool),
+}
+
+impl How {
+    pub fn of(old: Decided, new: Decided) -> How {
+        if old.allowed == new.allowed {
+            How::Reasons(old.allowed)
+        } else {
+            How::Exact(old, new)
+        }
+    }
+
+    fn change(self) -> Change {
+        match self {
+            How::Exact(old, new) => Change::of(old, new),
+            How::Reasons(_) => Change::Changed,
+        }
+    }
+}
+
+pub type Pair = (Decided, Decided);
+
 #[derive(Debug, Clone)]
 pub struct Region {
     pub change: Change,
-    pub old: Decided,
-    pub new: Decided,
+    /// Every (old, new) decision of the region's requests: one when access
+    /// changes; reason-only regions may hold several.
+    pub pairs: Vec<Pair>,
     /// All must hold (none: anyone).
     pub who: Vec<Literal>,
     /// The operations, each with the caller classes `who` stands for
@@ -102,16 +132,16 @@ impl Region {
     /// answer 401 to a token they refuse): shown folded in text and Markdown.
     pub fn refusal_reason_only(&self) -> bool {
         let refusal = |d: &Decided| !d.allowed && d.status == 401 && d.reason != "token_missing";
-        self.change == Change::Changed && refusal(&self.old) && refusal(&self.new)
+        self.change == Change::Changed && self.pairs.iter().all(|(a, b)| refusal(a) && refusal(b))
     }
 }
 
-/// The changed cells of one caller class for one (old, new) pair.
+/// The changed cells of one caller class for one kind of change, each
+/// with its old and new decision.
 pub struct ClassChange {
     pub class: usize,
-    pub old: Decided,
-    pub new: Decided,
-    pub cells: Vec<Cell>,
+    pub how: How,
+    pub cells: Vec<(Cell, Decided, Decided)>,
 }
 
 fn member(ops: &OpSpace, atom: usize, pattern: usize) -> bool {
@@ -317,34 +347,62 @@ fn cover(callers: &CallerSpace, group: &BTreeSet<usize>) -> Cubes {
     }
 }
 
+/// The pairs of the cells of `cells` inside `w`.
+fn pairs_in(cells: &[(Cell, Decided, Decided)], w: &What) -> BTreeSet<Pair> {
+    cells
+        .iter()
+        .filter(|(c, _, _)| {
+            w.methods.contains(&c.m) && w.hosts.contains(&c.h) && w.paths.atoms.contains(&c.p)
+        })
+        .map(|(_, a, b)| (*a, *b))
+        .collect()
+}
+
 /// Every region, widened first; regions with the same change and callers
 /// are one region over several operation sets.
 pub fn build(ops: &OpSpace, callers: &CallerSpace, changes: Vec<ClassChange>) -> Vec<Region> {
-    let mut groups: BTreeMap<(Decided, Decided, What), BTreeSet<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(How, What), BTreeMap<usize, BTreeSet<Pair>>> = BTreeMap::new();
     for ch in changes {
-        for what in op_regions(ops, &ch.cells) {
+        let plain: Vec<Cell> = ch.cells.iter().map(|(c, _, _)| *c).collect();
+        for what in op_regions(ops, &plain) {
+            let pairs = pairs_in(&ch.cells, &what);
             groups
-                .entry((ch.old, ch.new, what))
+                .entry((ch.how, what))
                 .or_default()
-                .insert(ch.class);
+                .insert(ch.class, pairs);
         }
     }
-    type Key = (Change, Decided, Decided, Vec<Literal>);
-    let mut merged: BTreeMap<Key, Vec<(What, Vec<usize>)>> = BTreeMap::new();
-    for ((old, new, what), classes) in groups {
-        for (who, covered) in cover(callers, &classes) {
-            merged
-                .entry((Change::of(old, new), old, new, who))
-                .or_default()
-                .push((what.clone(), covered));
+    type Key = (Change, How, Vec<Literal>);
+    let mut merged: BTreeMap<Key, (Vec<(What, Vec<usize>)>, BTreeSet<Pair>)> = BTreeMap::new();
+    for ((how, what), by_class) in groups {
+        let classes: BTreeSet<usize> = by_class.keys().copied().collect();
+        for (who, _) in cover(callers, &classes) {
+            // Every class of the group the conditions hold for (an earlier
+            // conjunction may have covered some of them first).
+            let matching: Vec<usize> = classes
+                .iter()
+                .copied()
+                .filter(|c| {
+                    callers
+                        .classes
+                        .get(*c)
+                        .is_some_and(|cl| who.iter().all(|l| l.holds(&cl.features)))
+                })
+                .collect();
+            let entry = merged.entry((how.change(), how, who)).or_default();
+            for c in &matching {
+                entry
+                    .1
+                    .extend(by_class.get(c).into_iter().flatten().copied());
+            }
+            entry.0.push((what.clone(), matching));
         }
     }
     merged
         .into_iter()
-        .map(|((change, old, new, who), what)| Region {
+        .map(|((change, _, who), (what, pairs))| Region {
             change,
-            old,
-            new,
+            pairs: pairs.into_iter().collect(),
             who,
             what,
         })

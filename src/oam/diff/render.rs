@@ -3,10 +3,10 @@
 
 use super::callers::CallerSpace;
 use super::component::{ComponentDiff, Example, Found, Presence, Report};
-use super::ops::OpSpace;
+use super::ops::{HostKind, OpSpace};
 use super::regions::{Change, Literal};
 use super::words::{
-    claims, decided, explain_args, hosts, methods, outcome, paths, role_label, what, who,
+    claims, explain_args, hosts, how, methods, outcome, paths, role_label, what, who,
 };
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -75,7 +75,12 @@ fn folded(d: &ComponentDiff) -> Option<String> {
         .regions
         .iter()
         .filter(|f| f.region.refusal_reason_only())
-        .map(|f| format!("{} -> {}", f.region.old.reason, f.region.new.reason))
+        .flat_map(|f| {
+            f.region
+                .pairs
+                .iter()
+                .map(|(a, b)| format!("{} -> {}", a.reason, b.reason))
+        })
         .collect();
     let mut kinds = list.clone();
     kinds.sort();
@@ -100,13 +105,7 @@ fn text_region(
 ) {
     let r = &f.region;
     let e = &f.example;
-    let _ = writeln!(
-        out,
-        "  [{n}] {}: {} -> {}",
-        r.change.word(),
-        decided(&r.old),
-        decided(&r.new)
-    );
+    let _ = writeln!(out, "  [{n}] {}: {}", r.change.word(), how(&r.pairs));
     let _ = writeln!(out, "      who:     {}", who(callers, &r.who));
     for (i, (w, _)) in r.what.iter().enumerate() {
         let _ = writeln!(
@@ -129,33 +128,13 @@ fn text_region(
 
 fn text_component(out: &mut String, d: &ComponentDiff) {
     let name = format!("{}/{}", d.application, d.component);
-    match (d.presence, &d.ops, &d.callers) {
-        (Presence::Both, Some(ops), Some(callers)) => {
-            if d.regions.is_empty() && d.notes.is_empty() {
-                let _ = writeln!(out, "component {name}: no change");
-                return;
-            }
+    if d.presence == Presence::Both && d.regions.is_empty() && d.notes.is_empty() {
+        let _ = writeln!(out, "component {name}: no change");
+        return;
+    }
+    match d.presence {
+        Presence::Both => {
             let _ = writeln!(out, "component {name}: {}", counts(d));
-            let roles = named_roles(d);
-            if !roles.is_empty() {
-                let _ = writeln!(out, "  roles:");
-                for i in roles {
-                    if let Some(f) = callers.roles.get(i) {
-                        let _ = writeln!(out, "    {}: {}", role_label(f), f.description);
-                    }
-                }
-            }
-            for (n, f) in d
-                .regions
-                .iter()
-                .filter(|f| !f.region.refusal_reason_only())
-                .enumerate()
-            {
-                text_region(out, n + 1, d, f, ops, callers);
-            }
-            if let Some(line) = folded(d) {
-                let _ = writeln!(out, "  {line}");
-            }
         }
         _ => {
             let _ = writeln!(out, "component {name}:");
@@ -166,6 +145,25 @@ fn text_component(out: &mut String, d: &ComponentDiff) {
     }
     for c in &d.caveats {
         let _ = writeln!(out, "  not exact: {c}");
+    }
+    let (Some(ops), Some(callers)) = (&d.ops, &d.callers) else {
+        return;
+    };
+    let roles = named_roles(d);
+    if !roles.is_empty() {
+        let _ = writeln!(out, "  roles:");
+        for i in roles {
+            if let Some(f) = callers.roles.get(i) {
+                let _ = writeln!(out, "    {}: {}", role_label(f), f.description);
+            }
+        }
+    }
+    let shown = d.regions.iter().filter(|f| !f.region.refusal_reason_only());
+    for (n, f) in shown.enumerate() {
+        text_region(out, n + 1, d, f, ops, callers);
+    }
+    if let Some(line) = folded(d) {
+        let _ = writeln!(out, "  {line}");
     }
 }
 
@@ -193,10 +191,18 @@ fn md_component(out: &mut String, d: &ComponentDiff) {
         return;
     };
     if d.regions.is_empty() && d.notes.is_empty() {
-        let _ = writeln!(out, "#### `{name}`: no change\n");
         return;
     }
     let _ = writeln!(out, "#### `{name}`: {}\n", counts(d));
+    for n in &d.notes {
+        let _ = writeln!(out, "- note: {}", md_cell(&n.text));
+    }
+    for c in &d.caveats {
+        let _ = writeln!(out, "- not exact: {}", md_cell(c));
+    }
+    if !d.notes.is_empty() || !d.caveats.is_empty() {
+        out.push('\n');
+    }
     if !d.regions.is_empty() {
         out.push_str("| change | who | what (methods; hosts; paths) | old → new | example |\n|---|---|---|---|---|\n");
     }
@@ -204,7 +210,7 @@ fn md_component(out: &mut String, d: &ComponentDiff) {
         let r = &f.region;
         let _ = writeln!(
             out,
-            "| **{}** | {} | {} | {} → {} | `{} {}` |",
+            "| **{}** | {} | {} | {} | `{} {}` |",
             r.change.word(),
             md_cell(&who(callers, &r.who)),
             r.what
@@ -212,8 +218,7 @@ fn md_component(out: &mut String, d: &ComponentDiff) {
                 .map(|(w, _)| format!("`{}`", md_cell(&what(ops, w))))
                 .collect::<Vec<_>>()
                 .join("<br>"),
-            md_cell(&decided(&r.old)),
-            md_cell(&decided(&r.new)),
+            md_cell(&how(&r.pairs)),
             f.example.method,
             md_cell(&f.example.path),
         );
@@ -247,15 +252,6 @@ fn md_component(out: &mut String, d: &ComponentDiff) {
     if let Some(line) = folded(d) {
         let _ = writeln!(out, "{}\n", md_cell(&line));
     }
-    for n in &d.notes {
-        let _ = writeln!(out, "- note: {}", md_cell(&n.text));
-    }
-    for c in &d.caveats {
-        let _ = writeln!(out, "- not exact: {}", md_cell(c));
-    }
-    if !d.notes.is_empty() || !d.caveats.is_empty() {
-        out.push('\n');
-    }
 }
 
 pub fn markdown(r: &Report) -> String {
@@ -268,6 +264,15 @@ pub fn markdown(r: &Report) -> String {
     );
     for d in &r.components {
         md_component(&mut out, d);
+    }
+    let same: Vec<String> = r
+        .components
+        .iter()
+        .filter(|d| d.presence == Presence::Both && d.regions.is_empty() && d.notes.is_empty())
+        .map(|d| format!("`{}/{}`", d.application, d.component))
+        .collect();
+    if !same.is_empty() {
+        let _ = writeln!(out, "No change: {}.", same.join(", "));
     }
     out
 }
@@ -304,12 +309,23 @@ fn json_region(d: &ComponentDiff, f: &Found, ops: &OpSpace, callers: &CallerSpac
     };
     json!({
         "change": r.change.word(),
-        "old": json_decided(&r.old),
-        "new": json_decided(&r.new),
+        "how": how(&r.pairs),
+        "pairs": r.pairs.iter().map(|(a, b)| json!({"old": json_decided(a), "new": json_decided(b)})).collect::<Vec<_>>(),
         "who": {"text": who(callers, &r.who), "holds": roles(true), "does_not_hold": roles(false)},
         "what": r.what.iter().map(|(w, _)| json!({
-            "methods": methods(ops, &w.methods),
-            "hosts": hosts(ops, &w.hosts),
+            "methods": {
+                "text": methods(ops, &w.methods),
+                "named": w.methods.iter().filter_map(|i| ops.methods.get(*i).and_then(|a| a.method.clone())).collect::<Vec<_>>(),
+                "and_unnamed": w.methods.iter().any(|i| ops.methods.get(*i).is_some_and(|a| a.method.is_none())),
+            },
+            "hosts": {
+                "text": hosts(ops, &w.hosts),
+                "classes": w.hosts.iter().filter_map(|i| ops.hosts.get(*i)).map(|a| match &a.kind {
+                    HostKind::Exact(h) => json!({"host": h}),
+                    HostKind::Under(d) => json!({"subdomains_of": d.trim_start_matches('.')}),
+                    HostKind::Other => json!({"unnamed": true}),
+                }).collect::<Vec<_>>(),
+            },
             "paths": {"text": paths(ops, &w.paths), "matching": pats(&w.paths.matching), "except": pats(&w.paths.except)},
         })).collect::<Vec<_>>(),
         "example": {

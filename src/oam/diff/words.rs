@@ -5,7 +5,7 @@ use super::callers::{AuthKind, Caller, CallerSpace, RoleFeature, TokenKind, NOW}
 use super::component::{ComponentDiff, Example};
 use super::eval::{Decided, Outcome};
 use super::ops::{HostKind, OpSpace};
-use super::regions::{Literal, PathRegion, What};
+use super::regions::{Literal, Pair, PathRegion, What};
 
 pub fn decided(d: &Decided) -> String {
     format!(
@@ -14,6 +14,36 @@ pub fn decided(d: &Decided) -> String {
         d.status,
         d.reason
     )
+}
+
+/// A region's change of decision, e.g. `deny 403 role_required -> allow
+/// 200 role_granted`, or `deny (401 token_missing | 403 role_required) ->
+/// deny 403 denied_by_rule` when only the reason changes, in several ways.
+pub fn how(pairs: &[Pair]) -> String {
+    let side = |pick: fn(&Pair) -> Decided| -> Vec<String> {
+        let mut v: Vec<String> = pairs.iter().map(|p| decided(&pick(p))).collect();
+        v.dedup();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let (olds, news) = (side(|p| p.0), side(|p| p.1));
+    let group = |v: &[String]| {
+        if v.len() == 1 {
+            v.join("")
+        } else {
+            format!("({})", v.join(" | "))
+        }
+    };
+    if olds.len() == 1 || news.len() == 1 {
+        format!("{} -> {}", group(&olds), group(&news))
+    } else {
+        pairs
+            .iter()
+            .map(|(a, b)| format!("{} -> {}", decided(a), decided(b)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 pub fn outcome(o: &Outcome) -> String {
@@ -268,7 +298,7 @@ pub fn explain_args(d: &ComponentDiff, e: &Example) -> Option<String> {
     let refused = |o: &Outcome| {
         !o.decided.allowed && o.decided.status == 401 && o.decided.reason != "token_missing"
     };
-    if e.caller.token.is_some() && (refused(&e.old) || refused(&e.new)) {
+    if !d.explainable || (e.caller.token.is_some() && (refused(&e.old) || refused(&e.new))) {
         return None;
     }
     let mut out = vec![format!("--component {}", d.component)];
