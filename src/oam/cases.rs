@@ -87,6 +87,17 @@ pub struct Report {
     pub lines: Vec<String>,
     pub passed: usize,
     pub failed: usize,
+    /// What each evaluated case went through, for `test --coverage`.
+    pub evaluated: Vec<Evaluated>,
+}
+
+/// One case's decision and trace (cases that could not be evaluated have none).
+#[derive(Debug)]
+pub struct Evaluated {
+    /// Index into the case file's `cases`.
+    pub case: usize,
+    pub component: String,
+    pub outcome: super::evaluate::Outcome,
 }
 
 /// Run every case; `now` is the fallback clock.
@@ -107,6 +118,7 @@ pub fn run(
             case,
             case.now.or(file.now).unwrap_or(now),
             jwks,
+            (i, &mut report.evaluated),
         ) {
             Ok(()) => {
                 report.passed += 1;
@@ -127,6 +139,7 @@ fn run_case(
     case: &Case,
     now: u64,
     jwks: Option<&Value>,
+    (index, evaluated): (usize, &mut Vec<Evaluated>),
 ) -> Result<(), String> {
     let c = compiled
         .iter()
@@ -153,8 +166,14 @@ fn run_case(
         now,
         jwks: jwks.cloned(),
     };
-    let o = evaluate(app, c, &input)?;
-    let d = &o.decision;
+    evaluated.push(Evaluated {
+        case: index,
+        component: c.component.clone(),
+        outcome: evaluate(app, c, &input)?,
+    });
+    let Some(d) = evaluated.last().map(|e| &e.outcome.decision) else {
+        return Err("internal: the case was not recorded".into());
+    };
     let got_verdict = if d.allowed() {
         Verdict::Allow
     } else {

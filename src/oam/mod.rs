@@ -12,6 +12,7 @@
 mod analyze;
 mod cases;
 mod compile;
+mod coverage;
 mod diff;
 mod evaluate;
 mod explain;
@@ -24,6 +25,7 @@ mod model;
 
 pub use cases::{parse as parse_cases, run as run_cases, CaseFile, Report};
 pub use compile::{compile_app, CompiledComponent};
+pub use coverage::{coverage as case_coverage, Coverage};
 pub use diff::{
     diff as diff_revisions, render_json as diff_json, render_markdown as diff_markdown,
     render_text as diff_text, DiffError, Protected, Report as DiffReport, Side as DiffSide,

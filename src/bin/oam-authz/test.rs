@@ -2,7 +2,7 @@
 
 use crate::common::{load_clean, now_unix, read, read_jwks, Fatal};
 use clap::Args;
-use oam_authz::oam::{parse_cases, run_cases, Options};
+use oam_authz::oam::{case_coverage, parse_cases, run_cases, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,6 +17,12 @@ pub struct TestArgs {
     /// provider fetches its keys at run time (remoteJwks).
     #[arg(long)]
     jwks: Option<PathBuf>,
+    /// Also report which rules and role conditions the cases exercise.
+    #[arg(long)]
+    coverage: bool,
+    /// Exit 1 when coverage is below PCT percent (implies --coverage).
+    #[arg(long, value_name = "PCT")]
+    min_coverage: Option<f64>,
 }
 
 pub fn run(a: TestArgs) -> Result<ExitCode, Fatal> {
@@ -41,9 +47,33 @@ pub fn run(a: TestArgs) -> Result<ExitCode, Fatal> {
         println!("{l}");
     }
     println!("{} passed, {} failed", report.passed, report.failed);
-    Ok(if report.failed > 0 {
+    let covered = match (a.coverage || a.min_coverage.is_some())
+        .then(|| case_coverage(compiled, &report.evaluated))
+    {
+        Some(c) => {
+            print!("{}", c.text());
+            below_minimum(c.percent(), a.min_coverage)?
+        }
+        None => false,
+    };
+    Ok(if report.failed > 0 || covered {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Whether coverage is below `--min-coverage` (said on stderr).
+fn below_minimum(percent: f64, min: Option<f64>) -> Result<bool, Fatal> {
+    let Some(min) = min else { return Ok(false) };
+    if !(0.0..=100.0).contains(&min) {
+        return Err(Fatal(format!(
+            "--min-coverage {min}: a percentage from 0 to 100"
+        )));
+    }
+    if percent < min {
+        eprintln!("coverage {percent:.1}% is below --min-coverage {min}");
+        return Ok(true);
+    }
+    Ok(false)
 }
