@@ -189,12 +189,13 @@ pub fn coverage(compiled: &[CompiledComponent], evaluated: &[Evaluated]) -> Cove
 }
 
 fn cases(list: &[usize]) -> String {
-    let shown: Vec<String> = list.iter().take(8).map(|i| format!("cases[{i}]")).collect();
+    let shown: Vec<String> = list.iter().take(8).map(ToString::to_string).collect();
     let more = list.len().saturating_sub(8);
+    let word = if list.len() == 1 { "case" } else { "cases" };
     if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
+        format!("{word} {} and {more} more", shown.join(", "))
     } else {
-        shown.join(", ")
+        format!("{word} {}", shown.join(", "))
     }
 }
 
@@ -212,7 +213,7 @@ impl Coverage {
         100.0 * n / d
     }
 
-    /// Every item, component by component, uncovered ones marked.
+    /// Per component how much is covered, and every item that is not.
     pub fn text(&self) -> String {
         let mut out = format!(
             "coverage: {} of {} items ({:.1}%): rules that decided a case; role conditions seen met and failed where a rule named the role\n",
@@ -232,28 +233,24 @@ impl Coverage {
                 let n = of.iter().filter(|i| i.covered()).count();
                 let _ = writeln!(out, "  component {}: {n} of {}", item.component, of.len());
             }
+            if item.covered() {
+                continue;
+            }
             let detail = match (item.kind, item.met.is_empty(), item.failed.is_empty()) {
-                (Kind::Rule, true, _) => "no case is decided by it".to_string(),
-                (Kind::Rule, false, _) => format!("decided {}", cases(&item.met)),
+                (Kind::Rule, _, _) => "no case is decided by it".to_string(),
                 (Kind::Condition, true, true) => {
                     "never evaluated where a rule named the role".to_string()
                 }
-                (Kind::Condition, false, true) => {
-                    format!("met in {}, never failed", cases(&item.met))
-                }
+                (Kind::Condition, false, _) => format!("met in {}, never failed", cases(&item.met)),
                 (Kind::Condition, true, false) => {
                     format!("failed in {}, never met", cases(&item.failed))
                 }
-                (Kind::Condition, false, false) => {
-                    format!(
-                        "met in {}, failed in {}",
-                        cases(&item.met),
-                        cases(&item.failed)
-                    )
-                }
             };
-            let mark = if item.covered() { "ok  " } else { "MISS" };
-            let _ = writeln!(out, "    {mark} {}: {detail} ({})", item.name, item.path);
+            let _ = writeln!(
+                out,
+                "    not covered: {}: {detail} ({})",
+                item.name, item.path
+            );
         }
         out
     }
