@@ -8,7 +8,7 @@ use super::callers::{AuthKind, CallerSpace, Features, TokenKind};
 use super::eval::Decided;
 use super::ops::{Cell, OpSpace};
 use crate::oam::analyze::path_covers;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Which way access moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -144,89 +144,154 @@ pub struct ClassChange {
     pub cells: Vec<(Cell, Decided, Decided)>,
 }
 
-fn member(ops: &OpSpace, atom: usize, pattern: usize) -> bool {
-    ops.paths
-        .get(atom)
-        .and_then(|a| a.member.get(pattern))
-        .copied()
-        .unwrap_or(false)
+/// Path atoms as bit vectors, per pattern, and the descriptions found so
+/// far (many classes change over the same sets of atoms).
+pub struct PathSets<'o> {
+    ops: &'o OpSpace,
+    /// `of[i]`: the atoms pattern `i` matches.
+    of: Vec<Vec<u64>>,
+    words: usize,
+    memo: HashMap<BTreeSet<usize>, Vec<PathRegion>>,
 }
 
-/// The atoms described by (`matching`, `except`).
-fn described(ops: &OpSpace, matching: &[usize], except: &[usize]) -> BTreeSet<usize> {
-    (0..ops.paths.len())
-        .filter(|a| {
-            matching.iter().all(|i| member(ops, *a, *i))
-                && except.iter().all(|i| !member(ops, *a, *i))
-        })
-        .collect()
-}
-
-/// `set` as one (matching, except) description, if it is one.
-fn describe(ops: &OpSpace, set: &BTreeSet<usize>) -> Option<PathRegion> {
-    let n = ops.path_patterns.len();
-    let matching: Vec<usize> = (0..n)
-        .filter(|i| set.iter().all(|a| member(ops, *a, *i)))
-        .collect();
-    let mut except: Vec<usize> = (0..n)
-        .filter(|i| set.iter().all(|a| !member(ops, *a, *i)))
-        .collect();
-    if described(ops, &matching, &except) != *set {
-        return None;
-    }
-    let mut k = 0;
-    while k < except.len() {
-        let mut fewer = except.clone();
-        fewer.remove(k);
-        if described(ops, &matching, &fewer) == *set {
-            except = fewer;
-        } else {
-            k += 1;
-        }
-    }
-    // A pattern that another matching pattern lies inside adds nothing.
-    let pat = |i: &usize| ops.path_patterns.get(*i);
-    let kept: Vec<usize> = matching
-        .iter()
-        .copied()
-        .filter(|i| {
-            !matching.iter().any(|j| {
-                j != i
-                    && matches!((pat(i), pat(j)), (Some(a), Some(b)) if path_covers(a, b) && (!path_covers(b, a) || j < i))
+impl<'o> PathSets<'o> {
+    pub fn new(ops: &'o OpSpace) -> PathSets<'o> {
+        let words = ops.paths.len().div_ceil(64);
+        let of = (0..ops.path_patterns.len())
+            .map(|i| {
+                let mut v = vec![0u64; words];
+                for (a, atom) in ops.paths.iter().enumerate() {
+                    if atom.member.get(i).copied().unwrap_or(false) {
+                        if let Some(w) = v.get_mut(a / 64) {
+                            *w |= 1 << (a % 64);
+                        }
+                    }
+                }
+                v
             })
-        })
-        .collect();
-    Some(PathRegion {
-        atoms: set.iter().copied().collect(),
-        matching: kept,
-        except,
-    })
-}
-
-/// `set` as few describable parts as a greedy pass finds.
-fn describe_paths(ops: &OpSpace, set: &BTreeSet<usize>) -> Vec<PathRegion> {
-    if let Some(r) = describe(ops, set) {
-        return vec![r];
-    }
-    let mut clusters: Vec<BTreeSet<usize>> = Vec::new();
-    for a in set {
-        let fits = clusters.iter_mut().find(|c| {
-            let mut bigger = (*c).clone();
-            bigger.insert(*a);
-            describe(ops, &bigger).is_some()
-        });
-        match fits {
-            Some(c) => {
-                c.insert(*a);
-            }
-            None => clusters.push(BTreeSet::from([*a])),
+            .collect();
+        PathSets {
+            ops,
+            of,
+            words,
+            memo: HashMap::new(),
         }
     }
-    clusters.iter().filter_map(|c| describe(ops, c)).collect()
+
+    fn bits(&self, set: &BTreeSet<usize>) -> Vec<u64> {
+        let mut v = vec![0u64; self.words];
+        for a in set {
+            if let Some(w) = v.get_mut(a / 64) {
+                *w |= 1 << (a % 64);
+            }
+        }
+        v
+    }
+
+    /// The atoms described by (`matching`, `except`), as bits.
+    fn described(&self, matching: &[usize], except: &[usize]) -> Vec<u64> {
+        let mut acc: Vec<u64> = (0..self.words)
+            .map(|w| {
+                let n = self.ops.paths.len().saturating_sub(w * 64).min(64);
+                if n == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << n) - 1
+                }
+            })
+            .collect();
+        let empty = vec![0u64; self.words];
+        for i in matching {
+            for (a, b) in acc.iter_mut().zip(self.of.get(*i).unwrap_or(&empty)) {
+                *a &= *b;
+            }
+        }
+        for i in except {
+            for (a, b) in acc.iter_mut().zip(self.of.get(*i).unwrap_or(&empty)) {
+                *a &= !*b;
+            }
+        }
+        acc
+    }
+
+    /// `set` as one (matching, except) description, if it is one.
+    fn describe(&self, set: &BTreeSet<usize>) -> Option<PathRegion> {
+        let want = self.bits(set);
+        let n = self.ops.path_patterns.len();
+        let (mut matching, mut except) = (Vec::new(), Vec::new());
+        let empty = vec![0u64; self.words];
+        for i in 0..n {
+            let p = self.of.get(i).unwrap_or(&empty);
+            if want.iter().zip(p).all(|(w, p)| w & !p == 0) {
+                matching.push(i);
+            } else if want.iter().zip(p).all(|(w, p)| w & p == 0) {
+                except.push(i);
+            }
+        }
+        if self.described(&matching, &except) != want {
+            return None;
+        }
+        let mut k = 0;
+        while k < except.len() {
+            let mut fewer = except.clone();
+            fewer.remove(k);
+            if self.described(&matching, &fewer) == want {
+                except = fewer;
+            } else {
+                k += 1;
+            }
+        }
+        // A pattern that another matching pattern lies inside adds nothing.
+        let pat = |i: &usize| self.ops.path_patterns.get(*i);
+        let kept: Vec<usize> = matching
+            .iter()
+            .copied()
+            .filter(|i| {
+                !matching.iter().any(|j| {
+                    j != i
+                        && matches!((pat(i), pat(j)), (Some(a), Some(b)) if path_covers(a, b) && (!path_covers(b, a) || j < i))
+                })
+            })
+            .collect();
+        Some(PathRegion {
+            atoms: set.iter().copied().collect(),
+            matching: kept,
+            except,
+        })
+    }
+
+    /// `set` as few describable parts as a greedy pass finds.
+    fn describe_paths(&mut self, set: &BTreeSet<usize>) -> Vec<PathRegion> {
+        if let Some(found) = self.memo.get(set) {
+            return found.clone();
+        }
+        let out = match self.describe(set) {
+            Some(r) => vec![r],
+            None => {
+                let mut clusters: Vec<BTreeSet<usize>> = Vec::new();
+                for a in set {
+                    let fits = clusters.iter_mut().find(|c| {
+                        let mut bigger = (*c).clone();
+                        bigger.insert(*a);
+                        self.describe(&bigger).is_some()
+                    });
+                    match fits {
+                        Some(c) => {
+                            c.insert(*a);
+                        }
+                        None => clusters.push(BTreeSet::from([*a])),
+                    }
+                }
+                clusters.iter().filter_map(|c| self.describe(c)).collect()
+            }
+        };
+        self.memo.insert(set.clone(), out.clone());
+        out
+    }
 }
 
 /// One class's changed cells as products of methods × hosts × paths.
-fn op_regions(ops: &OpSpace, cells: &[Cell]) -> Vec<What> {
+fn op_regions(paths: &mut PathSets<'_>, cells: &[Cell]) -> Vec<What> {
     let mut by_path: BTreeMap<usize, BTreeMap<usize, BTreeSet<usize>>> = BTreeMap::new();
     for c in cells {
         by_path
@@ -249,18 +314,17 @@ fn op_regions(ops: &OpSpace, cells: &[Cell]) -> Vec<What> {
             by_ops.entry((methods, hosts)).or_default().insert(p);
         }
     }
-    by_ops
-        .into_iter()
-        .flat_map(|((methods, hosts), paths)| {
-            describe_paths(ops, &paths)
-                .into_iter()
-                .map(move |paths| What {
-                    methods: methods.clone(),
-                    hosts: hosts.clone(),
-                    paths,
-                })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for ((methods, hosts), atoms) in by_ops {
+        for p in paths.describe_paths(&atoms) {
+            out.push(What {
+                methods: methods.clone(),
+                hosts: hosts.clone(),
+                paths: p,
+            });
+        }
+    }
+    out
 }
 
 /// A class's conditions, in the order the cover tries to drop them:
@@ -294,34 +358,93 @@ fn literals(f: &Features, token_first: bool) -> Vec<Literal> {
 
 type Cubes = Vec<(Vec<Literal>, Vec<usize>)>;
 
+/// Sets of caller classes as bit vectors: a conjunction's classes are the
+/// AND of its conditions' sets, so a cover step costs a few words per
+/// condition instead of a pass over every class.
+struct Bits {
+    sets: std::collections::HashMap<Literal, Vec<u64>>,
+    words: usize,
+}
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits {
+            sets: HashMap::new(),
+            words: n.div_ceil(64),
+        }
+    }
+
+    fn of(&mut self, callers: &CallerSpace, l: &Literal) -> &[u64] {
+        let words = self.words;
+        self.sets.entry(l.clone()).or_insert_with(|| {
+            let mut v = vec![0u64; words];
+            for (i, c) in callers.classes.iter().enumerate() {
+                if l.holds(&c.features) {
+                    if let Some(w) = v.get_mut(i / 64) {
+                        *w |= 1 << (i % 64);
+                    }
+                }
+            }
+            v
+        })
+    }
+
+    /// The classes all of `lits` hold for.
+    fn all(&mut self, callers: &CallerSpace, lits: &[Literal]) -> Vec<u64> {
+        let mut acc = vec![u64::MAX; self.words];
+        for l in lits {
+            for (a, b) in acc.iter_mut().zip(self.of(callers, l)) {
+                *a &= *b;
+            }
+        }
+        acc
+    }
+}
+
+fn set_of(group: &BTreeSet<usize>, words: usize) -> Vec<u64> {
+    let mut v = vec![0u64; words];
+    for i in group {
+        if let Some(w) = v.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+    v
+}
+
 /// Conjunctions of conditions that together hold for exactly the classes
 /// of `group` (among all classes): each starts from one class's every
 /// condition and drops those that are not needed to keep the others out.
-fn cover_in_order(callers: &CallerSpace, group: &BTreeSet<usize>, token_first: bool) -> Cubes {
+fn cover_in_order(
+    callers: &CallerSpace,
+    bits: &mut Bits,
+    group: &BTreeSet<usize>,
+    token_first: bool,
+) -> Cubes {
+    let inside = set_of(group, bits.words);
     let mut left = group.clone();
     let mut out = Vec::new();
-    let features = |i: &usize| callers.classes.get(*i).map(|c| &c.features);
     while let Some(first) = left.iter().next().copied() {
-        let Some(f) = features(&first) else { break };
+        let Some(f) = callers.classes.get(first).map(|c| &c.features) else {
+            break;
+        };
         let mut lits = literals(f, token_first);
         let mut k = 0;
         while k < lits.len() {
             let mut fewer = lits.clone();
             fewer.remove(k);
-            let leaks =
-                callers.classes.iter().enumerate().any(|(i, c)| {
-                    !group.contains(&i) && fewer.iter().all(|l| l.holds(&c.features))
-                });
+            let matched = bits.all(callers, &fewer);
+            let leaks = matched.iter().zip(&inside).any(|(m, g)| m & !g != 0);
             if leaks {
                 k += 1;
             } else {
                 lits = fewer;
             }
         }
+        let matched = bits.all(callers, &lits);
         let covered: Vec<usize> = left
             .iter()
             .copied()
-            .filter(|i| features(i).is_some_and(|f| lits.iter().all(|l| l.holds(f))))
+            .filter(|i| matched.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1))
             .collect();
         for i in &covered {
             left.remove(i);
@@ -336,9 +459,9 @@ fn cover_in_order(callers: &CallerSpace, group: &BTreeSet<usize>, token_first: b
 
 /// The shorter of two greedy covers (fewer conjunctions, then fewer
 /// conditions); on a tie the one naming the token's issuer.
-fn cover(callers: &CallerSpace, group: &BTreeSet<usize>) -> Cubes {
-    let a = cover_in_order(callers, group, false);
-    let b = cover_in_order(callers, group, true);
+fn cover(callers: &CallerSpace, bits: &mut Bits, group: &BTreeSet<usize>) -> Cubes {
+    let a = cover_in_order(callers, bits, group, false);
+    let b = cover_in_order(callers, bits, group, true);
     let size = |c: &Cubes| (c.len(), c.iter().map(|(l, _)| l.len()).sum::<usize>());
     if size(&b) < size(&a) {
         b
@@ -362,9 +485,10 @@ fn pairs_in(cells: &[(Cell, Decided, Decided)], w: &What) -> BTreeSet<Pair> {
 /// are one region over several operation sets.
 pub fn build(ops: &OpSpace, callers: &CallerSpace, changes: Vec<ClassChange>) -> Vec<Region> {
     let mut groups: BTreeMap<(How, What), BTreeMap<usize, BTreeSet<Pair>>> = BTreeMap::new();
+    let mut paths = PathSets::new(ops);
     for ch in changes {
         let plain: Vec<Cell> = ch.cells.iter().map(|(c, _, _)| *c).collect();
-        for what in op_regions(ops, &plain) {
+        for what in op_regions(&mut paths, &plain) {
             let pairs = pairs_in(&ch.cells, &what);
             groups
                 .entry((ch.how, what))
@@ -374,9 +498,10 @@ pub fn build(ops: &OpSpace, callers: &CallerSpace, changes: Vec<ClassChange>) ->
     }
     type Key = (Change, How, Vec<Literal>);
     let mut merged: BTreeMap<Key, (Vec<(What, Vec<usize>)>, BTreeSet<Pair>)> = BTreeMap::new();
+    let mut bits = Bits::new(callers.classes.len());
     for ((how, what), by_class) in groups {
         let classes: BTreeSet<usize> = by_class.keys().copied().collect();
-        for (who, _) in cover(callers, &classes) {
+        for (who, _) in cover(callers, &mut bits, &classes) {
             // Every class of the group the conditions hold for (an earlier
             // conjunction may have covered some of them first).
             let matching: Vec<usize> = classes
