@@ -100,6 +100,16 @@ pub struct Evaluated {
     pub outcome: super::evaluate::Outcome,
 }
 
+impl Evaluated {
+    fn of(case: usize, c: &CompiledComponent, outcome: super::evaluate::Outcome) -> Evaluated {
+        Evaluated {
+            case,
+            component: c.component.clone(),
+            outcome,
+        }
+    }
+}
+
 /// Run every case; `now` is the fallback clock.
 /// `jwks`: keys for tokens of providers with `remoteJwks` (`test --jwks`).
 pub fn run(
@@ -166,14 +176,9 @@ fn run_case(
         now,
         jwks: jwks.cloned(),
     };
-    evaluated.push(Evaluated {
-        case: index,
-        component: c.component.clone(),
-        outcome: evaluate(app, c, &input)?,
-    });
-    let Some(d) = evaluated.last().map(|e| &e.outcome.decision) else {
-        return Err("internal: the case was not recorded".into());
-    };
+    let o = evaluate(app, c, &input)?;
+    evaluated.push(Evaluated::of(index, c, o.clone()));
+    let d = &o.decision;
     let got_verdict = if d.allowed() {
         Verdict::Allow
     } else {

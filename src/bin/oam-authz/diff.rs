@@ -7,7 +7,7 @@ use oam_authz::oam::{
     CompiledComponent, DiffSide, Finding, Options, Protected,
 };
 use oam_authz::{PluginConfig, Policy};
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -163,13 +163,17 @@ pub fn run(a: DiffArgs) -> Result<ExitCode, Fatal> {
         )));
     }
     let report = diff_revisions(&a.old, &a.new, &po, &pn).map_err(|e| Fatal(e.to_string()))?;
-    print!(
-        "{}",
-        match a.output {
-            DiffOutput::Text => diff_text(&report),
-            DiffOutput::Json => diff_json(&report),
-            DiffOutput::Markdown => diff_markdown(&report),
+    let text = match a.output {
+        DiffOutput::Text => diff_text(&report),
+        DiffOutput::Json => diff_json(&report),
+        DiffOutput::Markdown => diff_markdown(&report),
+    };
+    // A reader that stops early (`| head`) is not an error worth a panic.
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(Fatal(format!("stdout: {e}")))
         }
-    );
+        _ => {}
+    }
     Ok(ExitCode::from(report.exit_code()))
 }

@@ -497,7 +497,8 @@ pub fn build(ops: &OpSpace, callers: &CallerSpace, changes: Vec<ClassChange>) ->
         }
     }
     type Key = (Change, How, Vec<Literal>);
-    let mut merged: BTreeMap<Key, (Vec<(What, Vec<usize>)>, BTreeSet<Pair>)> = BTreeMap::new();
+    type Parts = (Vec<(What, Vec<usize>)>, BTreeSet<Pair>);
+    let mut merged: BTreeMap<Key, Parts> = BTreeMap::new();
     let mut bits = Bits::new(callers.classes.len());
     for ((how, what), by_class) in groups {
         let classes: BTreeSet<usize> = by_class.keys().copied().collect();

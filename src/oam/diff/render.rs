@@ -218,7 +218,7 @@ fn md_component(out: &mut String, d: &ComponentDiff) {
                 .map(|(w, _)| format!("`{}`", md_cell(&what(ops, w))))
                 .collect::<Vec<_>>()
                 .join("<br>"),
-            md_cell(&how(&r.pairs)),
+            md_cell(&how(&r.pairs).replace(" -> ", " → ")),
             f.example.method,
             md_cell(&f.example.path),
         );
