@@ -284,6 +284,30 @@ fn plugin_configs_diff_like_applications() {
 }
 
 #[test]
+fn one_side_may_come_from_stdin() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oam-authz"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["diff", "-", "examples/diff/artifact-store-v2.yaml"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let app = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/artifact-store/app.yaml"),
+    )
+    .unwrap();
+    child.stdin.take().unwrap().write_all(&app).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        out(&o).starts_with("oam-authz diff - -> examples/diff/artifact-store-v2.yaml\n"),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
 fn bad_inputs_are_refused() {
     let o = run(&["diff", "nope.yaml", "examples/shop/app.yaml"]);
     assert_eq!(o.status.code(), Some(2));
