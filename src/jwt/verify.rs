@@ -517,6 +517,66 @@ fn optional_string<'c>(
     }
 }
 
+/// What the claims of a token must satisfy (the claim part of [`Requirements`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRules<'a> {
+    pub issuer: &'a str,
+    pub audiences: &'a [String],
+    /// The claim compared with `audiences` (`aud` unless configured).
+    pub audience_claim: &'a str,
+    pub clock_skew: u64,
+    pub max_lifetime: u64,
+}
+
+impl<'a> ClaimRules<'a> {
+    fn of(req: &Requirements<'a>) -> ClaimRules<'a> {
+        ClaimRules {
+            issuer: req.issuer,
+            audiences: req.audiences,
+            audience_claim: req.audience_claim,
+            clock_skew: req.clock_skew,
+            max_lifetime: req.max_lifetime,
+        }
+    }
+}
+
+/// The registered claims [`check_claims`] accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedClaims {
+    pub issuer: String,
+    pub subject: Option<String>,
+    pub expires_at: u64,
+}
+
+/// Step 4 of [`verify_compact`] on a decoded claim set: `iss`, `aud`, the
+/// times and lifetime, the string-typed registered claims, the clock range.
+/// `oam-authz diff` runs it on its example claims (which have no signature).
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    rules: &ClaimRules<'_>,
+    now: u64,
+) -> Result<CheckedClaims, TokenError> {
+    let issuer = issuer_of(claims)?.to_owned();
+    if issuer != rules.issuer {
+        return Err(TokenError::IssuerMismatch {
+            found: clip(&issuer),
+        });
+    }
+    check_audience(claims, rules.audience_claim, rules.audiences)?;
+    let exp = check_times(claims, now, rules.clock_skew, rules.max_lifetime)?;
+    let subject = optional_string(claims, "sub")?.map(str::to_owned);
+    optional_string(claims, "jti")?;
+    optional_string(claims, "nonce")?;
+    if now > MAX_NOW {
+        return Err(TokenError::ClockOutOfRange { now });
+    }
+    Ok(CheckedClaims {
+        issuer,
+        subject,
+        expires_at: exp,
+    })
+}
+
 #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
 fn map_library_error(err: &jwt_simple::Error, exp: u64, now: u64) -> TokenError {
     use jwt_simple::JWTError;
@@ -569,20 +629,8 @@ pub fn verify_compact(
 
     // 4. Claims, strictly parsed.
     let claims = decode_object(Segment::Payload, parts.payload)?;
-    let issuer = issuer_of(&claims)?.to_owned();
-    if issuer != req.issuer {
-        return Err(TokenError::IssuerMismatch {
-            found: clip(&issuer),
-        });
-    }
-    check_audience(&claims, req.audience_claim, req.audiences)?;
-    let exp = check_times(&claims, now, req.clock_skew, req.max_lifetime)?;
-    let subject = optional_string(&claims, "sub")?.map(str::to_owned);
-    optional_string(&claims, "jti")?;
-    optional_string(&claims, "nonce")?;
-    if now > MAX_NOW {
-        return Err(TokenError::ClockOutOfRange { now });
-    }
+    let checked = check_claims(&claims, &ClaimRules::of(req), now)?;
+    let (issuer, subject, exp) = (checked.issuer, checked.subject, checked.expires_at);
 
     // 5. Signature length for the key, then the signature itself; without
     // a kid, each candidate in turn until one verifies.

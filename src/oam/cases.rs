@@ -135,6 +135,27 @@ pub struct Report {
     /// Cases that could not be run (`Outcome::Error`).
     pub errors: usize,
     pub results: Vec<CaseResult>,
+    /// What each evaluated case went through, for `test --coverage`.
+    pub evaluated: Vec<Evaluated>,
+}
+
+/// One case's decision and trace (cases that could not be evaluated have none).
+#[derive(Debug)]
+pub struct Evaluated {
+    /// Index into the case file's `cases`.
+    pub case: usize,
+    pub component: String,
+    pub outcome: super::evaluate::Outcome,
+}
+
+impl Evaluated {
+    fn of(case: usize, c: &CompiledComponent, outcome: super::evaluate::Outcome) -> Evaluated {
+        Evaluated {
+            case,
+            component: c.component.clone(),
+            outcome,
+        }
+    }
 }
 
 /// Run every case; `now` is the fallback clock.
@@ -174,6 +195,7 @@ pub fn run_selected(
             case,
             case.now.or(file.now).unwrap_or(now),
             jwks,
+            (i, &mut report.evaluated),
         );
         match &outcome {
             Outcome::Pass => {
@@ -206,8 +228,9 @@ fn run_case(
     case: &Case,
     now: u64,
     jwks: Option<&Value>,
+    evaluated: (usize, &mut Vec<Evaluated>),
 ) -> Outcome {
-    match check_case(app, compiled, case, now, jwks) {
+    match check_case(app, compiled, case, now, jwks, evaluated) {
         Ok(None) => Outcome::Pass,
         Ok(Some(why)) => Outcome::Fail(why),
         Err(why) => Outcome::Error(why),
@@ -222,6 +245,7 @@ fn check_case(
     case: &Case,
     now: u64,
     jwks: Option<&Value>,
+    (index, evaluated): (usize, &mut Vec<Evaluated>),
 ) -> Result<Option<String>, String> {
     let c = compiled
         .iter()
@@ -249,6 +273,7 @@ fn check_case(
         jwks: jwks.cloned(),
     };
     let o = evaluate(app, c, &input)?;
+    evaluated.push(Evaluated::of(index, c, o.clone()));
     let d = &o.decision;
     let got_verdict = if d.allowed() {
         Verdict::Allow

@@ -70,7 +70,7 @@ pub enum TokenOutcome {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub decision: Decision,
     pub trace: Trace,

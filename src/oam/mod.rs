@@ -12,6 +12,8 @@
 mod analyze;
 mod cases;
 mod compile;
+mod coverage;
+mod diff;
 mod evaluate;
 mod explain;
 mod export;
@@ -29,6 +31,11 @@ pub use cases::{
     Outcome as CaseOutcome, Report,
 };
 pub use compile::{compile_app, CompiledComponent};
+pub use coverage::{coverage as case_coverage, Coverage};
+pub use diff::{
+    diff as diff_revisions, render_json as diff_json, render_markdown as diff_markdown,
+    render_text as diff_text, DiffError, Protected, Report as DiffReport, Side as DiffSide,
+};
 pub use evaluate::{evaluate, Input, Outcome};
 pub use explain::{explain_json, explain_text};
 pub use export::export as export_istio;

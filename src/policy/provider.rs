@@ -433,6 +433,32 @@ impl Provider {
 }
 
 impl Provider {
+    /// The claim checks of [`Provider::verify`] alone (issuer, audience,
+    /// times, lifetime), for claims taken as signed by one of this
+    /// provider's keys: what `oam-authz diff` runs on its example tokens.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn check_claims(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        now: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        use crate::jwt::verify::{check_claims, ClaimRules};
+        let rules = ClaimRules {
+            issuer: &self.issuer,
+            audiences: &self.audiences,
+            audience_claim: &self.audience_claim,
+            clock_skew: self.clock_skew,
+            max_lifetime: self.max_lifetime,
+        };
+        let checked = check_claims(claims, &rules, now)?;
+        Ok(VerifiedToken {
+            issuer: checked.issuer,
+            subject: checked.subject,
+            expires_at: checked.expires_at,
+            claims: claims.clone(),
+        })
+    }
+
     /// Version of the key set: the token cache drops entries verified under
     /// another generation, so a rotated-out key stops being honoured at once.
     /// Inline keys never change within a policy: always 0.

@@ -8,6 +8,7 @@
 mod common;
 mod compile;
 mod dataplane;
+mod diff;
 mod explain;
 mod export;
 mod outdir;
@@ -42,6 +43,8 @@ enum Command {
     Test(test::TestArgs),
     /// Emit the nearest Istio RequestAuthentication + AuthorizationPolicy.
     ExportIstio(export::ExportIstioArgs),
+    /// Every region of requests two revisions decide differently (exit 0 same, 3 narrowed, 4 widened).
+    Diff(diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => explain::run(a),
         Command::Test(a) => test::run(a),
         Command::ExportIstio(a) => export::run(a),
+        Command::Diff(a) => diff::run(a),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,9 @@
 
 use crate::common::{display_name, load_clean, now_unix, out, read, read_jwks, Fatal};
 use clap::{Args, ValueEnum};
-use oam_authz::oam::{parse_cases, run_selected, Case, CaseOutcome, CaseResult, Options, Report};
+use oam_authz::oam::{
+    case_coverage, parse_cases, run_selected, Case, CaseOutcome, CaseResult, Options, Report,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,6 +46,12 @@ pub struct TestArgs {
     /// PATTERN (`cases[3]`); repeat for several.
     #[arg(long = "run", value_name = "PATTERN")]
     run: Vec<String>,
+    /// Also report which rules and role conditions the cases exercise.
+    #[arg(long)]
+    coverage: bool,
+    /// Exit 1 when coverage is below PCT percent (implies --coverage).
+    #[arg(long, value_name = "PCT")]
+    min_coverage: Option<f64>,
 }
 
 /// The cases of one file, run.
@@ -60,6 +68,11 @@ fn selected(patterns: &[String], i: usize, case: &Case) -> bool {
 }
 
 pub fn run(a: TestArgs) -> Result<ExitCode, Fatal> {
+    if let Some(min) = a.min_coverage.filter(|m| !(0.0..=100.0).contains(m)) {
+        return Err(Fatal(format!(
+            "--min-coverage {min}: a percentage from 0 to 100"
+        )));
+    }
     let jwks = read_jwks(a.jwks.as_deref())?;
     let loaded = match load_clean(&a.app, &Options::default())? {
         Ok(l) => l,
@@ -69,7 +82,7 @@ pub fn run(a: TestArgs) -> Result<ExitCode, Fatal> {
         return Err(Fatal(format!("{}: no application", display_name(&a.app))));
     };
     let now = a.now.unwrap_or_else(now_unix);
-    let mut files = Vec::new();
+    let mut files: Vec<FileReport> = Vec::new();
     for path in &a.cases {
         let name = display_name(path);
         let parsed = parse_cases(&read(path)?).map_err(|e| {
@@ -98,17 +111,36 @@ pub fn run(a: TestArgs) -> Result<ExitCode, Fatal> {
             a.run.join(", --run ")
         )));
     }
+    let coverage = (a.coverage || a.min_coverage.is_some()).then(|| {
+        // Over every case file given: together they are the suite.
+        let evaluated: Vec<_> = files
+            .iter_mut()
+            .flat_map(|f| std::mem::take(&mut f.report.evaluated))
+            .collect();
+        case_coverage(compiled, &evaluated)
+    });
     match a.format {
         TestFormat::Text => print_text(&files, passed, failed, errors),
-        TestFormat::Json => out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&json(&files, passed, failed, errors))?
-        )),
+        TestFormat::Json => {
+            let mut report = json(&files, passed, failed, errors);
+            if let (Some(c), Some(obj)) = (&coverage, report.as_object_mut()) {
+                obj.insert("coverage".into(), c.json());
+            }
+            out(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+        }
         TestFormat::Junit => out(&junit(&files, &app.name)),
     }
+    let below = match coverage {
+        // On stderr: it never mixes with a report on stdout (JUnit, JSON).
+        Some(c) => {
+            eprint!("{}", c.text());
+            below_minimum(c.percent(), a.min_coverage)
+        }
+        None => false,
+    };
     Ok(if errors > 0 {
         ExitCode::from(2)
-    } else if failed > 0 {
+    } else if failed > 0 || below {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -228,4 +260,13 @@ fn junit(files: &[FileReport], app: &str) -> String {
     }
     s.push_str("</testsuites>\n");
     s
+}
+
+/// Whether coverage is below `--min-coverage` (said on stderr).
+fn below_minimum(percent: f64, min: Option<f64>) -> bool {
+    let below = min.is_some_and(|m| percent < m);
+    if let (true, Some(m)) = (below, min) {
+        eprintln!("coverage {percent:.1}% is below --min-coverage {m}");
+    }
+    below
 }
