@@ -1,10 +1,14 @@
-//! Audit events: one JSON line per decision, tied to the proven identity.
-//! The token itself never appears; only its `iss` and `sub`.
+//! Audit events: one JSON line per decision, tied to the proven identity,
+//! with what `oam-authz replay` needs to decide it again (docs/operations.md
+//! "Audit events"). The token itself never appears: its `iss`, `sub`, the
+//! claims the policy records, where it was found and which provider judged it.
 
 use crate::config::Mode;
-use crate::decision::Decision;
+use crate::decision::{Decision, ShadowDecision};
 use crate::json::write as json;
+use crate::json::Map;
 use crate::pattern::spiffe::SpiffeId;
+use crate::policy::claims::lookup;
 use crate::policy::Policy;
 
 /// Prefix of every audit line in Envoy's log, so operators can grep for it.
@@ -28,7 +32,36 @@ pub struct AuditEvent<'a> {
     pub method: &'a str,
     pub host: &'a str,
     pub path: &'a str,
+    /// The token the request carried, if one (verified or refused).
+    pub token: Option<TokenFacts<'a>>,
+    /// Every token location the policy reads (a JSON array, as is).
+    pub token_sources: &'a str,
+    /// The recorded claim paths and the verified claims they are read from.
+    pub claims: Option<(&'a [String], &'a Map<String, crate::json::Value>)>,
+    /// The shadow's decision, when it differs from this one.
+    pub shadow: Option<ShadowFacts<'a>>,
 }
+
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFacts<'a> {
+    /// `sources::label` of where it was found.
+    pub from: &'a str,
+    /// The provider that verified or refused it, and its settings digest.
+    pub provider: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ShadowFacts<'a> {
+    pub decision: &'static str,
+    pub status: u16,
+    pub reason: &'static str,
+    pub rule: Option<&'a str>,
+    pub policy_version: &'a str,
+}
+
+/// A recorded claim value longer than this (JSON text) is left out of the
+/// event: replay then finds the claim unrecorded and says so.
+pub const MAX_CLAIM_BYTES: usize = 1024;
 
 /// What the filter does with a decision, given the mode.
 pub fn verdict(policy: &Policy, d: &Decision) -> &'static str {
@@ -39,10 +72,13 @@ pub fn verdict(policy: &Policy, d: &Decision) -> &'static str {
     }
 }
 
+/// The event of decision `d`; `shadow`: the shadow's decision, given when
+/// it differs.
 #[allow(clippy::too_many_arguments)]
 pub fn event<'a>(
     policy: &'a Policy,
     d: &'a Decision,
+    shadow: Option<&'a ShadowDecision>,
     now_ms: u64,
     request_id: &'a str,
     method: &'a str,
@@ -70,6 +106,29 @@ pub fn event<'a>(
         host,
         // The query can carry a token (`?access_token=`): never log it.
         path: path.split('?').next().unwrap_or(""),
+        token: d.token_seen.map(|seen| TokenFacts {
+            from: policy
+                .audit
+                .source_labels
+                .get(seen.source)
+                .map_or("", String::as_str),
+            provider: seen
+                .provider
+                .and_then(|i| policy.providers.get(i))
+                .map(|p| (p.name(), p.digest())),
+        }),
+        token_sources: &policy.audit.sources_json,
+        claims: token.map(|t| (policy.audit.claims.as_slice(), &t.token.claims)),
+        shadow: shadow.and_then(|s| {
+            let sp = &policy.shadow.as_ref()?.policy;
+            Some(ShadowFacts {
+                decision: if s.allowed { "allow" } else { "deny" },
+                status: s.status,
+                reason: s.reason,
+                rule: sp.rule_name(s.rule),
+                policy_version: &sp.version,
+            })
+        }),
     }
 }
 
@@ -136,6 +195,79 @@ pub fn write(out: &mut String, ev: &AuditEvent<'_>) {
     json::string(out, ev.host);
     out.push_str(",\"path\":");
     json::string(out, ev.path);
+    write_facts(out, ev);
+    out.push('}');
+}
+
+/// The replay facts: the token, the locations read, the claims, the shadow.
+fn write_facts(out: &mut String, ev: &AuditEvent<'_>) {
+    out.push_str(",\"token\":");
+    match &ev.token {
+        None => out.push_str("null"),
+        Some(t) => {
+            out.push_str("{\"from\":");
+            json::string(out, t.from);
+            match t.provider {
+                Some((name, digest)) => {
+                    out.push_str(",\"provider\":");
+                    json::string(out, name);
+                    out.push_str(",\"digest\":\"");
+                    out.push_str(digest);
+                    out.push_str("\"}");
+                }
+                None => out.push_str(",\"provider\":null,\"digest\":null}"),
+            }
+        }
+    }
+    out.push_str(",\"token_sources\":");
+    out.push_str(ev.token_sources);
+    out.push_str(",\"claims\":");
+    match ev.claims {
+        None => out.push_str("null"),
+        Some((paths, claims)) => write_claims(out, paths, claims),
+    }
+    if let Some(s) = &ev.shadow {
+        out.push_str(",\"shadow\":{\"decision\":\"");
+        out.push_str(s.decision);
+        out.push_str("\",\"status\":");
+        json::u64(out, u64::from(s.status));
+        out.push_str(",\"reason\":\"");
+        out.push_str(s.reason);
+        out.push_str("\",\"rule\":");
+        match s.rule {
+            Some(r) => json::string(out, r),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"policy_version\":");
+        json::string(out, s.policy_version);
+        out.push('}');
+    }
+}
+
+/// `{"path": value, ...}`: each recorded path with its value, `null` when
+/// absent (no claim condition holds on either); values over
+/// [`MAX_CLAIM_BYTES`] left out.
+fn write_claims(out: &mut String, paths: &[String], claims: &Map<String, crate::json::Value>) {
+    out.push('{');
+    let mut first = true;
+    for p in paths {
+        let start = out.len();
+        if !first {
+            out.push(',');
+        }
+        json::string(out, p);
+        out.push(':');
+        let value_at = out.len();
+        match lookup(claims, p) {
+            Some(v) => json::value(out, v),
+            None => out.push_str("null"),
+        }
+        if out.len() - value_at > MAX_CLAIM_BYTES {
+            out.truncate(start);
+        } else {
+            first = false;
+        }
+    }
     out.push('}');
 }
 

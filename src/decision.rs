@@ -43,10 +43,8 @@ impl Reason {
         match self {
             Reason::RoleGranted | Reason::PublicRule => 200,
             Reason::PathNotCanonical(_) | Reason::MultipleTokens => 400,
-            // No key set for the token's provider yet: the token may be fine,
-            // the client should retry (docs/operations.md "Key management").
-            Reason::InvalidToken(TokenError::KeysUnavailable) => 503,
-            Reason::TokenMissing | Reason::InvalidToken(_) => 401,
+            Reason::InvalidToken(e) => token_status(e),
+            Reason::TokenMissing => 401,
             Reason::DeniedByRule | Reason::RoleRequired | Reason::NoMatchingRule => 403,
         }
     }
@@ -104,6 +102,16 @@ impl Reason {
     }
 }
 
+/// The status of a refused token.
+pub fn token_status(e: &TokenError) -> u16 {
+    match e {
+        // No key set for the token's provider yet: the token may be fine,
+        // the client should retry (docs/operations.md "Key management").
+        TokenError::KeysUnavailable => 503,
+        _ => 401,
+    }
+}
+
 /// The denial codes that are not token errors, in `denial_index` order.
 const OWN_DENIALS: [&str; 6] = [
     "path_not_canonical",
@@ -131,6 +139,17 @@ pub struct Identity {
     pub token: Option<TokenIdentity>,
 }
 
+/// The one token a request carried, verified or refused: where it was
+/// found and which provider judged it (for the audit event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSeen {
+    /// Index into `Policy::token_sources`.
+    pub source: usize,
+    /// Index into `Policy::providers`; `None` when no provider could be
+    /// chosen for it.
+    pub provider: Option<usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub reason: Reason,
@@ -144,6 +163,90 @@ pub struct Decision {
     /// The token's location when one was presented, even if it failed, so the
     /// filter can still strip it.
     pub token_location: Option<TokenLocation>,
+    /// The token as the filter's authentication saw it (`None` in the CLI,
+    /// which is handed a token or claims directly).
+    pub token_seen: Option<TokenSeen>,
+}
+
+/// What a shadow policy would have decided (docs/policy.md "Shadow
+/// policy"): never enforced, only compared and reported, so it keeps only
+/// what is reported of its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowDecision {
+    /// `Reason::code`.
+    pub reason: &'static str,
+    pub status: u16,
+    pub allowed: bool,
+    /// Index into the shadow's rules.
+    pub rule: Option<usize>,
+}
+
+impl ShadowDecision {
+    pub fn of(reason: &Reason, rule: Option<usize>) -> ShadowDecision {
+        ShadowDecision {
+            reason: reason.code(),
+            status: reason.status(),
+            allowed: reason.is_allow(),
+            rule,
+        }
+    }
+
+    /// A refused token (`Reason::InvalidToken`), without owning the error.
+    pub fn refused_token(e: &TokenError) -> ShadowDecision {
+        ShadowDecision {
+            reason: e.code(),
+            status: token_status(e),
+            allowed: false,
+            rule: None,
+        }
+    }
+}
+
+/// How a shadow decision differs from the enforced one. Two decisions
+/// differ when one allows and the other denies, or when their reason codes
+/// differ; a different deciding rule alone is no change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    AllowToDeny,
+    DenyToAllow,
+    ReasonChanged,
+}
+
+impl Change {
+    pub const ALL: [Change; 3] = [Change::AllowToDeny, Change::DenyToAllow, Change::ReasonChanged];
+
+    /// The change from decision `a` to decision `b`, each given as
+    /// (allowed, reason code).
+    pub fn between(a: (bool, &str), b: (bool, &str)) -> Option<Change> {
+        match (a.0, b.0) {
+            (true, false) => Some(Change::AllowToDeny),
+            (false, true) => Some(Change::DenyToAllow),
+            _ if a.1 != b.1 => Some(Change::ReasonChanged),
+            _ => None,
+        }
+    }
+
+    /// How the shadow's decision differs from the enforced `reason`.
+    pub fn of(reason: &Reason, shadow: &ShadowDecision) -> Option<Change> {
+        Change::between(
+            (reason.is_allow(), reason.code()),
+            (shadow.allowed, shadow.reason),
+        )
+    }
+
+    /// The counter's name part: `oam_authz.shadow.<code>`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Change::AllowToDeny => "allow_to_deny",
+            Change::DenyToAllow => "deny_to_allow",
+            Change::ReasonChanged => "reason_changed",
+        }
+    }
+
+    /// Its position in [`Change::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// The local reply to a denied request.

@@ -9,7 +9,7 @@
 //! these types accept, with the same values.
 
 use super::types::{
-    ClaimCondition, Effect, ForwardConfig, JwtCondition, Mode, PeerIdentitySource, PluginConfig,
+    AuditConfig, ClaimCondition, Effect, ForwardConfig, JwtCondition, Mode, PeerIdentitySource, PluginConfig,
     ProviderConfig, RemoteJwksConfig, RoleConfig, RuleConfig, SignatureBackendMode, TokenSource,
 };
 use crate::error::{Diagnostic, Diagnostics, FieldPath, Problem};
@@ -264,6 +264,8 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         "signature_backend",
         "peer_identity",
         "allow_encoded_percent",
+        "audit",
+        "shadow",
     ];
     let f = Fields::new(d, v, path, "PluginConfig", KNOWN)?;
     let schema_version = f.required(d, "schema_version").and_then(|v| {
@@ -307,6 +309,13 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         .opt("forward")
         .and_then(|v| forward(d, v, &f.at("forward")));
     let allow_encoded_percent = f.flag(d, "allow_encoded_percent");
+    let audit = f.opt("audit").and_then(|v| audit(d, v, &f.at("audit")));
+    // A shadow is a whole configuration (a nested one is refused by the
+    // validator, with its path, not here).
+    let shadow = f
+        .opt("shadow")
+        .and_then(|v| plugin_config(d, v, &f.at("shadow")))
+        .map(Box::new);
     Some(PluginConfig {
         schema_version: schema_version?,
         policy_version,
@@ -320,6 +329,15 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         signature_backend,
         peer_identity,
         allow_encoded_percent,
+        audit,
+        shadow,
+    })
+}
+
+fn audit(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<AuditConfig> {
+    let f = Fields::new(d, v, path, "AuditConfig", &["claims"])?;
+    Some(AuditConfig {
+        claims: f.opt_strings(d, "claims"),
     })
 }
 

@@ -36,6 +36,24 @@ pub struct PluginConfig {
     /// `%`); default false: refused as `path_not_canonical` (double encoding).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_encoded_percent: bool,
+    /// What the audit events record besides the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
+    /// A policy evaluated next to this one on every request, which never
+    /// changes a response (docs/policy.md "Shadow policy").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Box<PluginConfig>>,
+}
+
+/// `audit` (docs/operations.md "Audit events").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Claim paths recorded in each event (besides `iss` and `sub`), so that
+    /// `oam-authz replay` can decide it again. Default: every claim a role
+    /// consults, the shadow's included, and `aud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Vec<String>>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {

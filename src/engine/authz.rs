@@ -6,14 +6,34 @@ use super::operation::Operation;
 use super::trace::{Condition, RoleTrace, RuleTrace, TokenCheck, Trace};
 use crate::config::Effect;
 use crate::decision::{Decision, Identity, Reason};
+use crate::jwt::VerifiedToken;
+use crate::pattern::spiffe::SpiffeId;
 use crate::policy::{Policy, Rule, Subjects};
+
+/// The caller as authorization sees it, borrowed: the peer and the
+/// verified token with the index of its provider in the policy being
+/// evaluated (a shadow numbers its providers its own way).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub peer: Option<&'a SpiffeId>,
+    pub token: Option<(usize, &'a VerifiedToken)>,
+}
+
+impl<'a> Caller<'a> {
+    pub fn of(identity: &'a Identity) -> Caller<'a> {
+        Caller {
+            peer: identity.peer.as_ref(),
+            token: identity.token.as_ref().map(|t| (t.provider, &*t.token)),
+        }
+    }
+}
 
 /// Does `identity` hold role `idx`? With a trace, records every condition
 /// (and does not stop at the first failing one).
 fn holds(
     policy: &Policy,
     idx: usize,
-    identity: &Identity,
+    identity: Caller<'_>,
     mut trace: Option<&mut Vec<Condition>>,
 ) -> bool {
     let Some(role) = policy.roles.get(idx) else {
@@ -21,7 +41,7 @@ fn holds(
     };
     let mut ok = true;
     if let Some(patterns) = &role.principals {
-        let matched = identity.peer.as_ref().and_then(|p| {
+        let matched = identity.peer.and_then(|p| {
             patterns
                 .iter()
                 .position(|pat| pat.matches(p, &policy.local_domains))
@@ -35,9 +55,9 @@ fn holds(
         }
     }
     if let Some(req) = &role.jwt {
-        let token = identity.token.as_ref();
+        let token = identity.token;
         let check = match token {
-            Some(t) if t.provider == req.provider => TokenCheck::Present,
+            Some((provider, _)) if provider == req.provider => TokenCheck::Present,
             Some(_) => TokenCheck::OtherProvider,
             None => TokenCheck::Missing,
         };
@@ -45,9 +65,9 @@ fn holds(
             t.push(Condition::Token(check));
         }
         match (check, token) {
-            (TokenCheck::Present, Some(t)) => {
+            (TokenCheck::Present, Some((_, t))) => {
                 for (index, c) in req.claims.iter().enumerate() {
-                    let held = c.eval(&t.token.claims);
+                    let held = c.eval(&t.claims);
                     if let Some(tr) = trace.as_deref_mut() {
                         tr.push(Condition::Claim { index, held });
                     }
@@ -103,7 +123,7 @@ impl<'p> Held<'p> {
         }
     }
 
-    fn get(&mut self, i: usize, identity: &Identity) -> bool {
+    fn get(&mut self, i: usize, identity: Caller<'_>) -> bool {
         if let Some(h) = self.lookup(i) {
             return h;
         }
@@ -112,7 +132,7 @@ impl<'p> Held<'p> {
         h
     }
 
-    fn applies(&mut self, rule: &Rule, identity: &Identity) -> bool {
+    fn applies(&mut self, rule: &Rule, identity: Caller<'_>) -> bool {
         match &rule.subjects {
             Subjects::Public | Subjects::Everyone => true,
             Subjects::Roles(rs) => rs.iter().any(|r| self.get(*r, identity)),
@@ -131,15 +151,16 @@ impl<'p> Held<'p> {
 /// Every role the identity holds, ascending. O(roles): used only when the
 /// operator forwards roles upstream (`forward.roles_header`).
 pub fn held_roles(policy: &Policy, identity: &Identity) -> Vec<usize> {
+    let caller = Caller::of(identity);
     (0..policy.roles.len())
-        .filter(|i| holds(policy, *i, identity, None))
+        .filter(|i| holds(policy, *i, caller, None))
         .collect()
 }
 
 /// Explain mode: evaluate every role and every rule, with their conditions.
 fn trace_all(
     policy: &Policy,
-    identity: &Identity,
+    identity: Caller<'_>,
     covering: &[(usize, &Rule)],
     held: &mut Held<'_>,
     t: &mut Trace,
@@ -171,22 +192,45 @@ pub fn authorize(
     op: &Operation<'_>,
     trace: Option<&mut Trace>,
 ) -> Decision {
+    let (reason, rule, held) = settle(policy, Caller::of(&identity), op, trace);
+    Decision {
+        reason,
+        rule,
+        roles: held.into_held(),
+        identity,
+        token_location: None,
+        token_seen: None,
+    }
+}
+
+/// The reason and deciding rule alone (a shadow policy's verdict).
+pub fn verdict(policy: &Policy, caller: Caller<'_>, op: &Operation<'_>) -> (Reason, Option<usize>) {
+    let (reason, rule, _) = settle(policy, caller, op, None);
+    (reason, rule)
+}
+
+fn settle<'p>(
+    policy: &'p Policy,
+    identity: Caller<'_>,
+    op: &Operation<'_>,
+    trace: Option<&mut Trace>,
+) -> (Reason, Option<usize>, Held<'p>) {
     let covering: Vec<(usize, &Rule)> = policy
         .covering_rules(op.method, &op.host, op.path)
         .collect();
     let mut held = Held::new(policy);
     if let Some(t) = trace {
-        trace_all(policy, &identity, &covering, &mut held, t);
+        trace_all(policy, identity, &covering, &mut held, t);
     }
 
     let mut verdict: Option<(Reason, Option<usize>)> = covering
         .iter()
-        .find(|(_, r)| r.effect == Effect::Deny && held.applies(r, &identity))
+        .find(|(_, r)| r.effect == Effect::Deny && held.applies(r, identity))
         .map(|(i, _)| (Reason::DeniedByRule, Some(*i)));
     if verdict.is_none() {
         verdict = covering
             .iter()
-            .find(|(_, r)| r.effect == Effect::Allow && held.applies(r, &identity))
+            .find(|(_, r)| r.effect == Effect::Allow && held.applies(r, identity))
             .map(|(i, r)| {
                 let reason = if r.subjects == Subjects::Public {
                     Reason::PublicRule
@@ -213,11 +257,5 @@ pub fn authorize(
         Some((i, _)) => (Reason::RoleRequired, Some(*i)),
         None => (Reason::NoMatchingRule, None),
     });
-    Decision {
-        reason,
-        rule,
-        roles: held.into_held(),
-        identity,
-        token_location: None,
-    }
+    (reason, rule, held)
 }

@@ -70,7 +70,7 @@ impl TokenCache {
         &mut self,
         token: &str,
         now: u64,
-        current: impl Fn(usize) -> Option<u64>,
+        current: &dyn Fn(usize) -> Option<u64>,
     ) -> Option<(usize, Arc<VerifiedToken>)> {
         let hash = hash_token(token.as_bytes());
         let Some(base) = self.set_of(hash) else {
@@ -181,19 +181,19 @@ mod tests {
     fn hit_miss_expiry_generation_provider() {
         let gen1 = |p: usize| (p == 0).then_some(1);
         let mut c = TokenCache::new(8);
-        assert!(c.get("tok", 100, gen1).is_none());
+        assert!(c.get("tok", 100, &gen1).is_none());
         c.put(0, 1, "tok", vt(200));
-        assert_eq!(c.get("tok", 100, gen1).map(|(p, _)| p), Some(0));
-        assert!(c.get("tok", 199, gen1).is_some());
+        assert_eq!(c.get("tok", 100, &gen1).map(|(p, _)| p), Some(0));
+        assert!(c.get("tok", 199, &gen1).is_some());
         assert!(
-            c.get("tok", 100, |p| (p == 1).then_some(1)).is_none(),
+            c.get("tok", 100, &|p| (p == 1).then_some(1)).is_none(),
             "provider not allowed here"
         );
-        assert!(c.get("tok2", 100, gen1).is_none(), "other token");
-        assert!(c.get("tok", 100, |_| Some(2)).is_none(), "key set changed");
+        assert!(c.get("tok2", 100, &gen1).is_none(), "other token");
+        assert!(c.get("tok", 100, &|_| Some(2)).is_none(), "key set changed");
         assert_eq!(c.len(), 0, "stale-generation entries are dropped");
         c.put(0, 1, "tok", vt(200));
-        assert!(c.get("tok", 200, gen1).is_none(), "never past exp");
+        assert!(c.get("tok", 200, &gen1).is_none(), "never past exp");
         assert_eq!(c.len(), 0, "expired entries are dropped");
         assert_eq!((c.hits(), c.misses()), (2, 5));
     }
@@ -207,14 +207,14 @@ mod tests {
         assert!(c.len() <= 16);
         // The newest entry is always retrievable right after insertion.
         c.put(0, 1, "fresh", vt(1_000));
-        assert!(c.get("fresh", 10, |_| Some(1)).is_some());
+        assert!(c.get("fresh", 10, &|_| Some(1)).is_some());
     }
 
     #[test]
     fn disabled_cache_never_hits() {
         let mut c = TokenCache::disabled();
         c.put(0, 1, "t", vt(100));
-        assert!(c.get("t", 1, |_| Some(1)).is_none());
+        assert!(c.get("t", 1, &|_| Some(1)).is_none());
     }
 
     #[test]
@@ -229,7 +229,7 @@ mod tests {
         if let Some(Some(e)) = c.slots.get_mut(1) {
             e.hash = h;
         }
-        assert!(c.get("b", 1, |_| Some(1)).is_none());
+        assert!(c.get("b", 1, &|_| Some(1)).is_none());
     }
 
     #[test]

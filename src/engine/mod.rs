@@ -11,12 +11,14 @@ mod authz;
 pub mod cache;
 pub mod forward;
 mod operation;
+pub mod shadow;
 pub mod trace;
 
-use crate::decision::{Decision, Identity, Reason};
+use crate::decision::{Decision, Identity, Reason, ShadowDecision};
 use crate::pattern::spiffe::SpiffeId;
-use crate::policy::Policy;
+use crate::policy::{Policy, Shadow};
 use crate::request::token::TokenLocation;
+use authn::{Authn, Refusal};
 use cache::TokenCache;
 use trace::Trace;
 
@@ -36,13 +38,68 @@ pub fn decide(
         Ok(op) => op,
         Err(reason) => return refused(reason, Identity { peer, token: None }, None),
     };
-    let token = match authn::authenticate(policy, req, cache) {
-        Ok(t) => t,
-        Err((reason, location)) => {
-            return refused(reason, Identity { peer, token: None }, location)
+    let authn = authn::authenticate(policy, req, cache);
+    settle(policy, peer, &op, authn, trace)
+}
+
+/// As [`decide`], and the decision of the policy's shadow on the same
+/// facts (the same peer, the tokens the enforced policy verified).
+pub fn decide_with_shadow(
+    policy: &Policy,
+    shadow: &Shadow,
+    req: &Request<'_>,
+    cache: &mut TokenCache,
+) -> (Decision, ShadowDecision) {
+    let peer = req.peer.and_then(|p| SpiffeId::parse(p).ok());
+    let parse = |p: &Policy| Operation::parse(req.method, req.path, req.host, p.path_options);
+    let op = parse(policy);
+    // Only a shadow with other path options (`allow_encoded_percent`)
+    // can judge the path differently.
+    let own_op = (shadow.policy.path_options != policy.path_options).then(|| parse(&shadow.policy));
+    let shadow_op = match (&own_op, &op) {
+        (Some(o), _) | (None, o) => o.as_ref(),
+    };
+    let (authn, s) = match shadow_op {
+        Err(reason) => (None, ShadowDecision::of(reason, None)),
+        Ok(sop) => {
+            // Where the enforced policy refuses the path it reads no token;
+            // the shadow's token is then verified for the shadow alone.
+            let authn = authn::authenticate(policy, req, cache);
+            let s = shadow::decide(shadow, policy, req, sop, peer.as_ref(), &authn, cache);
+            (Some(authn), s)
         }
     };
-    decide_as(policy, Identity { peer, token }, &op, trace)
+    let d = match (op, authn) {
+        (Err(reason), _) => refused(reason, Identity { peer, token: None }, None),
+        (Ok(op), Some(authn)) => settle(policy, peer, &op, authn, None),
+        (Ok(op), None) => {
+            let authn = authn::authenticate(policy, req, cache);
+            settle(policy, peer, &op, authn, None)
+        }
+    };
+    (d, s)
+}
+
+/// The decision once authentication has spoken.
+fn settle(
+    policy: &Policy,
+    peer: Option<SpiffeId>,
+    op: &Operation<'_>,
+    authn: Result<Authn, Refusal>,
+    trace: Option<&mut Trace>,
+) -> Decision {
+    let (mut d, seen) = match authn {
+        Ok(a) => (
+            decide_as(policy, Identity { peer, token: a.token }, op, trace),
+            a.seen,
+        ),
+        Err(r) => (
+            refused(r.reason, Identity { peer, token: None }, r.location),
+            r.seen,
+        ),
+    };
+    d.token_seen = seen;
+    d
 }
 
 /// Authorize an identity established elsewhere (the filter's
@@ -78,6 +135,7 @@ pub fn refused(
         roles: Vec::new(),
         identity,
         token_location,
+        token_seen: None,
     }
 }
 

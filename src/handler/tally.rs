@@ -14,8 +14,10 @@ pub const MAX_PENDING_AUDIT_BYTES: usize = 32 * 1024;
 
 #[derive(Debug)]
 pub struct Tally {
-    /// (counter id, increments not yet handed over).
-    counts: Vec<(u32, u64)>,
+    /// Host counter id per slot (`Counters`).
+    ids: Vec<Option<u32>>,
+    /// Increments not yet handed over, per slot.
+    counts: Vec<u64>,
     /// Audit lines, `\n`-separated, not yet logged.
     audit: String,
     /// Whether the host writes info-level lines (re-read on every flush).
@@ -23,9 +25,10 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn new(info: bool) -> Tally {
+    pub fn new(info: bool, ids: Vec<Option<u32>>) -> Tally {
         Tally {
-            counts: Vec::new(),
+            counts: vec![0; ids.len()],
+            ids,
             audit: String::new(),
             info,
         }
@@ -39,12 +42,10 @@ impl Tally {
         self.info = info;
     }
 
-    /// Count one decision in counter `id`.
-    pub fn count(&mut self, id: Option<u32>) {
-        let Some(id) = id else { return };
-        match self.counts.iter_mut().find(|(c, _)| *c == id) {
-            Some((_, n)) => *n += 1,
-            None => self.counts.push((id, 1)),
+    /// Count one in counter slot `slot`.
+    pub fn count(&mut self, slot: Option<usize>) {
+        if let Some(n) = slot.and_then(|s| self.counts.get_mut(s)) {
+            *n += 1;
         }
     }
 
@@ -73,8 +74,11 @@ impl Tally {
 
     /// Hand everything over.
     pub fn flush<H: Metrics + Log>(&mut self, host: &mut H) {
-        for (id, n) in self.counts.drain(..) {
-            host.add_counter(id, n);
+        for (n, id) in self.counts.iter_mut().zip(&self.ids) {
+            if let (true, Some(id)) = (*n > 0, id) {
+                host.add_counter(*id, *n);
+            }
+            *n = 0;
         }
         self.flush_audit(host);
     }
@@ -112,9 +116,9 @@ mod tests {
                 self.1.log(level, msg)
             }
         }
-        let mut t = Tally::new(true);
-        for id in [Some(a), Some(b), Some(a), None] {
-            t.count(id);
+        let mut t = Tally::new(true, vec![Some(a), Some(b), None]);
+        for slot in [Some(0), Some(1), Some(0), None, Some(2), Some(9)] {
+            t.count(slot);
         }
         assert!(!t.audit("one"));
         assert!(!t.audit("two"));

@@ -34,6 +34,8 @@ impl<T: SharedData + HttpCalls + Metrics + Log + Clock> KeyHost for T {}
 pub struct SourceSpec<'a> {
     /// Index of the provider in the policy (for log lines).
     pub index: usize,
+    /// A provider of the shadow policy (`shadow.providers[index]`).
+    pub shadow: bool,
     pub name: &'a str,
     pub issuer: &'a str,
     pub algorithms: &'a [Alg],
@@ -85,6 +87,7 @@ struct SourceMetrics {
 #[derive(Debug)]
 struct Source {
     index: usize,
+    shadow: bool,
     name: String,
     issuer: String,
     algorithms: Vec<Alg>,
@@ -102,7 +105,12 @@ struct Source {
 
 impl Source {
     fn label(&self) -> String {
-        format!("oam-authz: providers[{}] '{}'", self.index, self.name)
+        let list = if self.shadow {
+            "shadow.providers"
+        } else {
+            "providers"
+        };
+        format!("oam-authz: {list}[{}] '{}'", self.index, self.name)
     }
 }
 
@@ -141,6 +149,7 @@ impl KeyManager {
             };
             sources.push(Source {
                 index,
+                shadow: spec.shadow,
                 name,
                 issuer: spec.issuer.to_string(),
                 algorithms: spec.algorithms.to_vec(),

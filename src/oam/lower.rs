@@ -392,6 +392,8 @@ pub fn lower_identity<'a>(app: &Application, ctx: &IdentityCtx<'a>, opts: &Optio
     let config = PluginConfig {
         signature_backend: Default::default(),
         peer_identity: Default::default(),
+        audit: None,
+        shadow: None,
         schema_version: SCHEMA_VERSION,
         policy_version: None,
         mode: Mode::default(),
@@ -524,6 +526,8 @@ pub fn lower_component<'a>(
         forward: spec.forward.as_ref().map(forward_config),
         peer_identity: spec.peer_identity.unwrap_or_default(),
         allow_encoded_percent: spec.allow_encoded_percent,
+        audit: None,
+        shadow: None,
     };
     let attach = attach(spec, root, &scope, opts, &mut findings);
     let checked = PluginConfig {

@@ -179,6 +179,8 @@ pub fn default_deny_config(app: &str, component: &str, trust_domain: &str) -> Pl
     PluginConfig {
         signature_backend: Default::default(),
         peer_identity: Default::default(),
+        audit: None,
+        shadow: None,
         schema_version: SCHEMA_VERSION,
         policy_version: Some(format!("{app}/{component}@default-deny")),
         mode: Mode::Enforce,

@@ -44,6 +44,25 @@ pub fn lookup<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Valu
     Some(cur)
 }
 
+/// A claim path as configuration may write it (a condition's `claim`, an
+/// entry of `audit.claims`): dotted names, no empty segment, at most
+/// [`MAX_PATH_SEGMENTS`] of them. Reports the problem at `path`.
+pub fn check_path(d: &mut Diagnostics, claim: &str, path: FieldPath) -> bool {
+    if claim.is_empty() {
+        d.error(path, Problem::Empty);
+    } else if claim.split('.').any(str::is_empty) {
+        d.invalid(
+            path,
+            format!("'{claim}' has an empty segment; use dotted names like realm_access.roles"),
+        );
+    } else if claim.split('.').count() > MAX_PATH_SEGMENTS {
+        d.invalid(path, format!("more than {MAX_PATH_SEGMENTS} segments"));
+    } else {
+        return true;
+    }
+    false
+}
+
 fn lookup_segments<'a>(claims: &'a Map<String, Value>, segments: &[String]) -> Option<&'a Value> {
     let (first, rest) = segments.split_first()?;
     let mut cur = claims.get(first)?;
@@ -178,28 +197,8 @@ impl ClaimTest {
         path: &FieldPath,
         d: &mut Diagnostics,
     ) -> Option<ClaimTest> {
-        let claim_path = path.field("claim");
         let segments: Vec<String> = cond.claim.split('.').map(str::to_owned).collect();
-        let mut ok = true;
-        if cond.claim.is_empty() {
-            d.error(claim_path, Problem::Empty);
-            ok = false;
-        } else if segments.iter().any(String::is_empty) {
-            d.invalid(
-                claim_path,
-                format!(
-                    "'{}' has an empty segment; use dotted names like realm_access.roles",
-                    cond.claim
-                ),
-            );
-            ok = false;
-        } else if segments.len() > MAX_PATH_SEGMENTS {
-            d.invalid(
-                claim_path,
-                format!("more than {MAX_PATH_SEGMENTS} segments"),
-            );
-            ok = false;
-        }
+        let ok = check_path(d, &cond.claim, path.field("claim"));
         let op = compile_op(d, cond, path)?;
         ok.then(|| ClaimTest {
             path: cond.claim.clone(),

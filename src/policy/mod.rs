@@ -7,11 +7,14 @@
 //! configuration with errors; `oam-authz` maps the same diagnostics onto
 //! the OAM document instead of checking anything twice.
 
+pub mod audit;
 pub mod claims;
 pub mod forward;
 pub mod index;
 pub mod provider;
 pub mod rule;
+pub mod settings;
+pub mod shadow;
 pub mod sources;
 
 use crate::config::{
@@ -21,16 +24,38 @@ use crate::error::{Diagnostic, Diagnostics, FieldPath, Problem};
 use crate::keys::manager::SourceSpec;
 use crate::pattern::path::PathOptions;
 use crate::pattern::spiffe::valid_trust_domain;
+use audit::AuditPlan;
 use forward::Forward;
 use index::RuleIndex;
 use provider::Provider;
 use rule::{compile_role, compile_rule, RoleScope};
+use shadow::Verifier;
 use std::collections::{BTreeSet, HashMap};
 
 pub use rule::{Role, Rule, Subjects};
 
 /// Plugin configs larger than this are refused before parsing.
 pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
+
+/// Rules of one policy (and of its shadow) that get a hit counter of their
+/// own; the hits of the others are counted together (docs/operations.md
+/// "Per-rule counters").
+pub const MAX_RULE_COUNTERS: usize = 256;
+
+/// A shadow policy, compiled, and how it shares the enforced policy's
+/// verified tokens (`policy/shadow.rs`).
+#[derive(Debug)]
+pub struct Shadow {
+    /// Its own providers, roles and rules.
+    pub policy: Policy,
+    /// Per shadow provider: who verifies its tokens.
+    pub verifiers: Vec<Verifier>,
+    /// Per enforced provider: the identical shadow provider, if any.
+    pub twin_of: Vec<Option<usize>>,
+    /// It finds and routes tokens exactly as the enforced policy does, so
+    /// the enforced authentication is its own.
+    pub shares_authentication: bool,
+}
 
 #[derive(Debug)]
 pub struct Policy {
@@ -54,6 +79,10 @@ pub struct Policy {
     pub peer_identity: PeerIdentitySource,
     /// How request paths are checked (docs/policy.md "How a decision is made").
     pub path_options: PathOptions,
+    /// What audit events record beyond the decision.
+    pub audit: AuditPlan,
+    /// Evaluated next to this policy on every request; never enforced.
+    pub shadow: Option<Box<Shadow>>,
     /// Warnings found while compiling (the policy loads with them).
     pub warnings: Vec<Diagnostic>,
 }
@@ -72,6 +101,10 @@ impl Policy {
         let mut policy = Policy::compile(&cfg)?;
         if cfg.policy_version.is_none() {
             policy.version = format!("cfg-{:016x}", fnv1a64(text.as_bytes()));
+        }
+        let unversioned = cfg.shadow.as_ref().is_some_and(|s| s.policy_version.is_none());
+        if let (Some(s), true) = (&mut policy.shadow, unversioned) {
+            s.policy.version = format!("{}/shadow", policy.version);
         }
         Ok(policy)
     }
@@ -119,17 +152,32 @@ impl Policy {
         self.roles.iter().position(|r| r.name == name)
     }
 
-    /// The providers whose keys are fetched at run time, for the key manager.
-    pub fn remote_sources(&self) -> impl Iterator<Item = SourceSpec<'_>> {
-        self.providers.iter().enumerate().filter_map(|(index, p)| {
-            p.remote().map(|remote| SourceSpec {
+    /// The providers whose keys are fetched at run time, for the key
+    /// manager: this policy's, then those its shadow verifies itself.
+    pub fn remote_sources(&self) -> Vec<SourceSpec<'_>> {
+        fn spec(shadow: bool, index: usize, p: &Provider) -> Option<SourceSpec<'_>> {
+            let remote = p.remote()?;
+            Some(SourceSpec {
                 index,
+                shadow,
                 name: p.name(),
                 issuer: p.issuer(),
                 algorithms: p.algorithms(),
                 remote,
             })
-        })
+        }
+        let mut out = Vec::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            out.extend(spec(false, i, p));
+        }
+        if let Some(s) = &self.shadow {
+            for (j, p) in s.policy.providers.iter().enumerate() {
+                if s.verifiers.get(j) == Some(&Verifier::Own) {
+                    out.extend(spec(true, j, p));
+                }
+            }
+        }
+        out
     }
 
     /// Names of roles given by index (as in `Decision::roles`).
@@ -258,6 +306,15 @@ fn compile_rules(
             "must not be empty: with no rules every request would be denied; say so with an explicit deny rule",
         );
     }
+    if cfg.rules.len() > MAX_RULE_COUNTERS {
+        d.warning(
+            FieldPath::root().field("rules"),
+            Problem::invalid(format!(
+                "{} rules: the first {MAX_RULE_COUNTERS} get a hit counter each, the hits of the others are counted together (oam_authz.rules_over_cap_hits)",
+                cfg.rules.len()
+            )),
+        );
+    }
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (i, r) in cfg.rules.iter().enumerate() {
@@ -340,8 +397,60 @@ fn provider_names(cfg: &PluginConfig) -> (HashMap<&str, usize>, Vec<String>) {
     )
 }
 
-/// Check every part, then assemble the policy if nothing was refused.
+/// Check every part, its shadow's too, then assemble the policy if
+/// nothing was refused.
 fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
+    let policy = compile_one(d, cfg);
+    let claims = audit::claims(d, cfg);
+    let shadow = cfg.shadow.as_deref().and_then(|s| compile_shadow(d, cfg, s));
+    let mut policy = policy?;
+    let (source_labels, sources_json) = audit::sources(&policy.token_sources);
+    policy.audit = AuditPlan {
+        claims,
+        source_labels,
+        sources_json,
+    };
+    if let Some(mut s) = shadow {
+        s.shares_authentication = shadow::shares_authentication(
+            &policy.token_sources,
+            &s.policy.token_sources,
+            &s.verifiers,
+        );
+        for i in 0..policy.providers.len() {
+            let twin = s.verifiers.iter().position(|v| *v == Verifier::Enforced(i));
+            s.twin_of.push(twin);
+        }
+        policy.shadow = Some(s);
+    }
+    (!d.has_errors()).then_some(policy)
+}
+
+/// The shadow of `cfg`, checked as a policy of its own (diagnostics under
+/// `shadow`) and against the enforced policy.
+fn compile_shadow(
+    d: &mut Diagnostics,
+    cfg: &PluginConfig,
+    s: &PluginConfig,
+) -> Option<Box<Shadow>> {
+    let root = FieldPath::root().field("shadow");
+    let verifiers = shadow::pair(d, cfg, s);
+    let mut inner = Diagnostics::new();
+    let policy = compile_one(&mut inner, s);
+    let failed = inner.has_errors();
+    for x in inner.into_vec() {
+        d.push(x.under(&root));
+    }
+    let policy = policy.filter(|_| !failed)?;
+    Some(Box::new(Shadow {
+        policy,
+        verifiers,
+        twin_of: Vec::new(),
+        shares_authentication: false,
+    }))
+}
+
+/// One policy's own parts (no shadow, no audit plan).
+fn compile_one(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
     let version = check_version(d, cfg);
     let local_domains = local_domains(d, cfg);
     let providers = compile_providers(d, cfg);
@@ -384,6 +493,8 @@ fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
         path_options: PathOptions {
             allow_encoded_percent: cfg.allow_encoded_percent,
         },
+        audit: AuditPlan::default(),
+        shadow: None,
         warnings: Vec::new(),
     })
 }
@@ -393,13 +504,4 @@ pub fn parse_config(text: &str) -> Result<PluginConfig, Diagnostics> {
     crate::config::parse(text)
 }
 
-/// FNV-1a: a stable, dependency-free fingerprint of the config text. Not a
-/// security boundary, only a label for audit events.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
+pub use settings::fnv1a64;

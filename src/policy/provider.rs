@@ -4,7 +4,7 @@
 //! lookups. Every problem is reported (not just the first), with the field
 //! path an operator has to fix.
 
-use super::sources;
+use super::{settings, sources};
 use crate::config::{ProviderConfig, TokenSource};
 use crate::error::{field, msg, Diagnostics, FieldPath, Problem};
 use crate::jwt::alg::{Alg, AlgRejection};
@@ -13,11 +13,8 @@ use crate::jwt::verify::{verify_compact, Requirements, TokenError, VerifiedToken
 use crate::keys::{self, live::LiveKeys, RemoteKeys};
 use std::sync::Arc;
 
-/// Default tolerance for `exp`/`nbf`/`iat` (Envoy uses 60 s, jwt-simple 15 min).
-pub const DEFAULT_CLOCK_SKEW: u64 = 30;
+pub use super::settings::{DEFAULT_CLOCK_SKEW, DEFAULT_MAX_LIFETIME};
 pub const MAX_CLOCK_SKEW: u64 = 300;
-/// Default maximum token lifetime: one day.
-pub const DEFAULT_MAX_LIFETIME: u64 = 86_400;
 pub const MIN_MAX_LIFETIME: u64 = 1;
 pub const MAX_MAX_LIFETIME: u64 = 31_536_000;
 
@@ -42,6 +39,8 @@ pub struct Provider {
     max_lifetime: u64,
     forward_token: bool,
     audience_claim: String,
+    /// `settings::digest`, as audit events write it (16 hex digits).
+    digest: String,
 }
 
 fn check_range(d: &mut Diagnostics, value: u64, min: u64, max: u64, path: FieldPath) -> u64 {
@@ -350,6 +349,7 @@ impl Provider {
             max_lifetime,
             forward_token: cfg.forward_token,
             audience_claim,
+            digest: format!("{:016x}", settings::digest(cfg)),
         })
     }
 
@@ -381,6 +381,10 @@ impl Provider {
     }
     pub fn max_lifetime_seconds(&self) -> u64 {
         self.max_lifetime
+    }
+    /// The digest of its verification settings (`policy/settings.rs`).
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
     /// The key set currently used for verification; `None` for a remote
     /// source with no usable set (not fetched yet, or past its staleness bound).

@@ -18,6 +18,32 @@ pub fn bearer() -> TokenSource {
     }
 }
 
+/// How a token location is named in audit events and by `oam-authz
+/// replay`: `header:authorization Bearer`, `header:x-token`,
+/// `query:access_token`, `cookie:id_token` (names cannot hold a space).
+pub fn label(s: &TokenSource) -> String {
+    match s {
+        TokenSource::Header {
+            name,
+            prefix: Some(p),
+        } => format!("header:{name} {}", p.trim()),
+        TokenSource::Header { name, prefix: None } => format!("header:{name}"),
+        TokenSource::Query(q) => format!("query:{q}"),
+        TokenSource::Cookie(c) => format!("cookie:{c}"),
+    }
+}
+
+/// The source with its header name lowercased, as compiled.
+pub fn lowercased(s: &TokenSource) -> TokenSource {
+    match s {
+        TokenSource::Header { name, prefix } => TokenSource::Header {
+            name: name.to_ascii_lowercase(),
+            prefix: prefix.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
 /// Compile `from` of the provider at `path`; header names are lowercased.
 pub fn compile(
     d: &mut Diagnostics,
@@ -56,13 +82,7 @@ pub fn compile(
             d.invalid(npath, format!("'{name}' is not a valid {what} name"));
             continue;
         }
-        let compiled = match src {
-            TokenSource::Header { name, prefix } => TokenSource::Header {
-                name: name.to_ascii_lowercase(),
-                prefix: prefix.clone(),
-            },
-            other => other.clone(),
-        };
+        let compiled = lowercased(src);
         if out.contains(&compiled) {
             d.invalid(spath, "same token source listed twice");
             continue;
