@@ -417,4 +417,6 @@ pub fn flush<H: Metrics + Log>(host: &mut H, loaded: &Loaded) {
 }
 
 #[cfg(test)]
+mod shadow_tests;
+#[cfg(test)]
 mod tests;

@@ -163,3 +163,6 @@ fn verify<'k>(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

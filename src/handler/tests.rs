@@ -22,7 +22,7 @@ fn loaded(mode: &str) -> (FakeHost, Loaded) {
     (host, l)
 }
 
-fn request(
+pub(super) fn request(
     host: &mut FakeHost,
     method: &str,
     path: &str,
@@ -45,13 +45,13 @@ fn request(
 }
 
 /// One request, then the tick's flush (counters and audit lines land there).
-fn run(host: &mut FakeHost, l: &Loaded) -> Verdict {
+pub(super) fn run(host: &mut FakeHost, l: &Loaded) -> Verdict {
     let v = on_request_headers(host, l);
     flush(host, l);
     v
 }
 
-fn audit_events(host: &FakeHost) -> Vec<Value> {
+pub(super) fn audit_events(host: &FakeHost) -> Vec<Value> {
     host.log
         .lines
         .borrow()
@@ -620,6 +620,7 @@ fn profile() {
             let ev = crate::audit::event(
                 &l.policy,
                 &d,
+                None,
                 NOW * 1000,
                 "req-1",
                 "GET",

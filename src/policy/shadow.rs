@@ -142,3 +142,6 @@ pub fn shares_authentication(
                 .is_some_and(|(_, theirs)| same(cands, theirs))
         })
 }
+
+#[cfg(test)]
+mod tests;
