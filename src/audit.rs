@@ -48,6 +48,8 @@ pub struct TokenFacts<'a> {
     pub from: &'a str,
     /// The provider that verified or refused it, and its settings digest.
     pub provider: Option<(&'a str, &'a str)>,
+    /// The digests of every provider that reads that place (JSON array).
+    pub candidates: &'a str,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +118,11 @@ pub fn event<'a>(
                 .provider
                 .and_then(|i| policy.providers.get(i))
                 .map(|p| (p.name(), p.digest())),
+            candidates: policy
+                .audit
+                .candidates_json
+                .get(seen.source)
+                .map_or("[]", String::as_str),
         }),
         token_sources: &policy.audit.sources_json,
         claims: token.map(|t| (policy.audit.claims.as_slice(), &t.token.claims)),
@@ -213,10 +220,13 @@ fn write_facts(out: &mut String, ev: &AuditEvent<'_>) {
                     json::string(out, name);
                     out.push_str(",\"digest\":\"");
                     out.push_str(digest);
-                    out.push_str("\"}");
+                    out.push('"');
                 }
-                None => out.push_str(",\"provider\":null,\"digest\":null}"),
+                None => out.push_str(",\"provider\":null,\"digest\":null"),
             }
+            out.push_str(",\"candidates\":");
+            out.push_str(t.candidates);
+            out.push('}');
         }
     }
     out.push_str(",\"token_sources\":");

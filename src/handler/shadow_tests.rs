@@ -89,7 +89,11 @@ fn events_record_what_a_replay_needs() {
     let ev = &audit_events(&host)[0];
     let digest = l.policy.providers[1].digest().to_string();
     assert_eq!(digest.len(), 16);
-    assert_eq!(ev["token"], json!({"from": "header:authorization Bearer", "provider": "okta", "digest": digest}));
+    let gitlab = l.policy.providers[0].digest().to_string();
+    assert_eq!(
+        ev["token"],
+        json!({"from": "header:authorization Bearer", "provider": "okta", "digest": digest, "candidates": [gitlab, digest]})
+    );
     assert_eq!(
         ev["token_sources"],
         json!(["header:authorization Bearer", "query:access_token", "cookie:okta_token"])

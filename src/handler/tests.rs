@@ -576,7 +576,28 @@ fn profile() {
         .unwrap_or(200_000);
     let stage = std::env::var("OAM_PROFILE_STAGE").unwrap_or_default();
     let on = |s: &str| stage.is_empty() || stage == s;
-    let (mut host, l) = loaded("enforce");
+    // OAM_PROFILE_SHADOW=shared|own: with a shadow policy (another rule
+    // set; `own`: without the gitlab provider, so it searches the token itself).
+    let (mut host, l) = match std::env::var("OAM_PROFILE_SHADOW").as_deref() {
+        Ok(way @ ("shared" | "own")) => {
+            let f = fx();
+            let base: Value =
+                serde_json::from_str(&policy_json(&f.gitlab, &f.okta, "enforce")).unwrap();
+            let mut s = base.clone();
+            s["rules"][4]["hosts"] = Value::Null;
+            if way == "own" {
+                s["providers"].as_array_mut().unwrap().remove(0);
+                s["roles"].as_array_mut().unwrap().remove(3);
+                s["rules"].as_array_mut().unwrap().remove(3);
+            }
+            let mut cfg = base;
+            cfg["shadow"] = s;
+            let mut host = FakeHost::default();
+            let l = configure(&mut host, Some(cfg.to_string().as_bytes())).unwrap();
+            (host, l)
+        }
+        _ => loaded("enforce"),
+    };
     let tok = okta_token(json!({"groups": ["admins"]}));
     let bearer = format!("Bearer {tok}");
     request(
@@ -605,7 +626,7 @@ fn profile() {
         let mut cache = l.cache.borrow_mut();
         let t = Instant::now();
         for _ in 0..n {
-            std::hint::black_box(crate::engine::decide(&l.policy, &req, &mut cache, None));
+            std::hint::black_box(decide_all(&l.policy, &req, &mut cache));
         }
         println!(
             "decide (mTLS + token, cache hit): {:?}/req",

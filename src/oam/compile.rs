@@ -216,6 +216,15 @@ fn compile_component(
 ) -> Option<CompiledComponent> {
     let scope = Scope::Component(comp.name.clone());
     let mut lowered = lower_component(app, comp, access, ctx, opts);
+    // A shadow's default version is the one it gets once enforced.
+    if let Some(s) = lowered.config.shadow.as_deref_mut() {
+        if s.policy_version.is_none() {
+            s.policy_version = Some(format!("{}/{}@{}", app.name, comp.name, config_hash(s)));
+        }
+        if let Some(c) = lowered.checked.shadow.as_deref_mut() {
+            c.policy_version.clone_from(&s.policy_version);
+        }
+    }
     if lowered.config.policy_version.is_none() {
         let v = format!(
             "{}/{}@{}",
@@ -246,6 +255,10 @@ fn compile_component(
     analyze::shared_identities(app, &lowered, &policy, &scope, &ctx.scope, findings);
     analyze::unreachable_rules(&policy, &lowered.paths, &scope, findings);
     analyze::deny_gaps(&policy, &lowered.paths, &scope, findings);
+    if let (Some(s), Some(paths)) = (&policy.shadow, &lowered.paths.shadow) {
+        analyze::unreachable_rules(&s.policy, paths, &scope, findings);
+        analyze::deny_gaps(&s.policy, paths, &scope, findings);
+    }
     let errors_now = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -264,8 +277,20 @@ fn compile_component(
 }
 
 /// First 12 hex digits of the SHA-256 of the configuration (without its
-/// version label): changes whenever the policy changes, never otherwise.
-fn config_hash(cfg: &PluginConfig) -> String {
+/// version label or its shadow): changes whenever the policy changes, never
+/// otherwise.
+pub fn config_hash(cfg: &PluginConfig) -> String {
+    let own;
+    let cfg = match &cfg.shadow {
+        Some(_) => {
+            own = PluginConfig {
+                shadow: None,
+                ..cfg.clone()
+            };
+            &own
+        }
+        None => cfg,
+    };
     let text = serde_json::to_vec(cfg).unwrap_or_default();
     let digest = Sha256::digest(&text);
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -280,6 +305,9 @@ pub fn translate(
     identity: &Scope,
 ) -> (Scope, String) {
     let segs = p.segments();
+    if let ([Seg::Field("shadow"), _, ..], Some(s)) = (segs, &map.shadow) {
+        return translate(&p.tail(1), s, component, identity);
+    }
     let rest = |n: usize| p.tail(n).render(Naming::Camel, true);
     let indexed = |list: &[String], i: usize| list.get(i).map(|base| format!("{base}{}", rest(2)));
     let owner = |path: &str| {

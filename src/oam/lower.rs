@@ -10,6 +10,7 @@ use super::finding::{Finding, Scope};
 use super::load::{AccessTrait, Application, Component};
 use super::model::{
     AccessRole, ClaimMatch, Dataplane, Forward, MeshAccess, MeshIdentity, ProviderSpec, RemoteJwks,
+    ShadowAccess,
 };
 use crate::config::{
     ClaimCondition, ForwardConfig, JwtCondition, Mode, PeerIdentitySource, PluginConfig,
@@ -133,7 +134,23 @@ pub struct PathMap {
     pub identity: String,
     pub rules: Vec<String>,
     pub roles: Vec<String>,
+    /// Every provider of the identity, as `Lowered::checked` lists them.
     pub providers: Vec<String>,
+    /// The providers `Lowered::config` keeps (those its roles need).
+    pub config_providers: Vec<String>,
+    /// Of the shadow (`shadow.…` paths), if there is one.
+    pub shadow: Option<Box<PathMap>>,
+}
+
+impl PathMap {
+    /// The map of `Lowered::config` rather than `checked`.
+    pub fn of_config(&self) -> PathMap {
+        PathMap {
+            providers: self.config_providers.clone(),
+            shadow: self.shadow.as_ref().map(|s| Box::new(s.of_config())),
+            ..self.clone()
+        }
+    }
 }
 
 /// The identity in effect for one component: the application's
@@ -487,10 +504,12 @@ pub fn lower_component<'a>(
         .collect();
     let mut providers = Vec::new();
     for (i, p) in ctx.spec.providers.iter().enumerate() {
-        paths.providers.push(format!("{}.providers[{i}]", ctx.path));
+        let ppath = format!("{}.providers[{i}]", ctx.path);
         if needed.contains(p.name.as_str()) {
             providers.push(provider_config(p));
+            paths.config_providers.push(ppath.clone());
         }
+        paths.providers.push(ppath);
     }
     let rules: Vec<RuleConfig> = spec
         .rules
@@ -530,16 +549,70 @@ pub fn lower_component<'a>(
         shadow: None,
     };
     let attach = attach(spec, root, &scope, opts, &mut findings);
-    let checked = PluginConfig {
+    let mut checked = PluginConfig {
         providers: ctx.spec.providers.iter().map(provider_config).collect(),
         ..config.clone()
     };
+    let mut config = config;
+    if let Some(s) = &spec.shadow {
+        let shadow = lower_shadow(app, comp, access, s, ctx, opts);
+        findings.extend(shadow.findings);
+        config.shadow = Some(Box::new(shadow.config));
+        checked.shadow = Some(Box::new(shadow.checked));
+        paths.shadow = Some(Box::new(shadow.paths));
+    }
     Lowered {
         config,
         checked,
         paths,
         origin,
         attach,
+        findings,
+    }
+}
+
+/// The trait's `shadow`, lowered as a component of its own with the
+/// component's identity, data plane and forwarding (mode: enforce, the only
+/// one a shadow has).
+fn lower_shadow(
+    app: &Application,
+    comp: &Component,
+    access: &AccessTrait,
+    s: &ShadowAccess,
+    ctx: &IdentityCtx<'_>,
+    opts: &Options,
+) -> Lowered<'static> {
+    let spec = &access.spec;
+    let trait_ = AccessTrait {
+        path: format!("{}.shadow", access.path),
+        spec: MeshAccess {
+            mode: None,
+            policy_version: s.policy_version.clone(),
+            roles: s.roles.clone(),
+            rules: s.rules.clone(),
+            allow_encoded_percent: s.allow_encoded_percent,
+            shadow: None,
+            identity: None,
+            ..spec.clone()
+        },
+    };
+    let opts = Options {
+        mode: None,
+        ..opts.clone()
+    };
+    let l = lower_component(app, comp, &trait_, ctx, &opts);
+    // Attachment findings are the component's, reported once.
+    let findings = l
+        .findings
+        .into_iter()
+        .filter(|f| f.path.starts_with(&trait_.path))
+        .collect();
+    Lowered {
+        config: l.config,
+        checked: l.checked,
+        paths: l.paths,
+        origin: Vec::new(),
+        attach: l.attach,
         findings,
     }
 }

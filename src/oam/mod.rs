@@ -24,6 +24,8 @@ mod lower;
 mod manifest;
 mod model;
 mod position;
+mod replay;
+mod shadow;
 mod source;
 
 pub use cases::{
@@ -45,4 +47,9 @@ pub use load::{load_str, Application};
 pub use lower::{waypoint_name_problem, Attach, Options};
 pub use manifest::{generated_header, join_stdout, render, Format, PluginSettings, Rendered};
 pub use model::Dataplane;
+pub use replay::{
+    json as replay_json, parse_log as parse_audit_log, replay, text as replay_text,
+    Report as ReplayReport, Target as ReplayTarget,
+};
+pub use shadow::shadow_of;
 pub use source::{check_text, Checked};

@@ -62,6 +62,28 @@ pub struct MeshAccess {
     /// takes them here; with the CLI, prefer the `mesh-identity` policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<MeshIdentity>,
+    /// Roles and rules evaluated next to these on every request, never
+    /// enforced (docs/policy.md "Shadow policy").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowAccess>,
+}
+
+/// `shadow` of a `mesh-access` trait: the next rule set, tried on live
+/// traffic. Identity, data plane, peer identity and forwarding are the
+/// component's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ShadowAccess {
+    /// Default: `<app>/<component>@<hash>` of the shadow's own configuration
+    /// (the version it gets once enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<AccessRole>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<AccessRule>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_encoded_percent: bool,
 }
 
 /// Istio's two data planes (docs/cli.md "Ambient").

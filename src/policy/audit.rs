@@ -20,6 +20,9 @@ pub struct AuditPlan {
     pub source_labels: Vec<String>,
     /// The same labels as a JSON array, written into every event as is.
     pub sources_json: String,
+    /// Per `Policy::token_sources` entry: the digests of the providers that
+    /// read it, as a JSON array.
+    pub candidates_json: Vec<String>,
 }
 
 /// Claim paths the roles of `cfg` consult, its shadow's included, with the
@@ -94,17 +97,23 @@ pub fn covered(list: &[String], claim: &str) -> bool {
 /// The token locations' labels, one per `Policy::token_sources` entry, and
 /// the JSON array of them.
 pub fn sources(token_sources: &[(TokenSource, Vec<usize>)]) -> (Vec<String>, String) {
-    let labels: Vec<String> = token_sources
-        .iter()
-        .map(|(s, _)| sources::label(s))
-        .collect();
+    let mut labels = Vec::with_capacity(token_sources.len());
+    for (s, _) in token_sources {
+        labels.push(sources::label(s));
+    }
+    let json = array(labels.iter().map(String::as_str));
+    (labels, json)
+}
+
+/// Strings as a JSON array.
+pub fn array<'s>(items: impl Iterator<Item = &'s str>) -> String {
     let mut json = String::from("[");
-    for (i, l) in labels.iter().enumerate() {
+    for (i, l) in items.enumerate() {
         if i > 0 {
             json.push(',');
         }
         crate::json::write::string(&mut json, l);
     }
     json.push(']');
-    (labels, json)
+    json
 }

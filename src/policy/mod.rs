@@ -405,10 +405,16 @@ fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
     let shadow = cfg.shadow.as_deref().and_then(|s| compile_shadow(d, cfg, s));
     let mut policy = policy?;
     let (source_labels, sources_json) = audit::sources(&policy.token_sources);
+    let mut candidates_json = Vec::with_capacity(policy.token_sources.len());
+    for (_, cands) in &policy.token_sources {
+        let digests = cands.iter().filter_map(|i| policy.providers.get(*i));
+        candidates_json.push(audit::array(digests.map(Provider::digest)));
+    }
     policy.audit = AuditPlan {
         claims,
         source_labels,
         sources_json,
+        candidates_json,
     };
     if let Some(mut s) = shadow {
         s.shares_authentication = shadow::shares_authentication(

@@ -1,11 +1,12 @@
 //! `oam-authz compile`: WasmPlugin resources (or plain plugin configs).
 
-use crate::common::{display_name, is_stdin, load_clean, out, Fatal, ModeArg};
+use crate::common::{display_name, is_stdin, load_clean, out, Fatal, Loaded, ModeArg};
 use crate::dataplane::DataplaneArgs;
 use crate::outdir::generated_before;
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{
-    generated_header, idp_manifests, join_stdout, render, Format, Options, PluginSettings,
+    generated_header, idp_manifests, join_stdout, render, shadow_of, Finding, Format, Options,
+    PluginSettings,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -77,6 +78,10 @@ pub struct CompileArgs {
     /// An application with no mesh-access trait is not an error.
     #[arg(long)]
     allow_unprotected: bool,
+    /// Enforce this (older) application and evaluate the one given as its
+    /// shadow on every request, never enforced (docs/policy.md "Shadow policy").
+    #[arg(long, value_name = "OLD")]
+    shadow_of: Option<PathBuf>,
 }
 
 /// `--url`: required for WasmPlugins, one of the schemes Istio pulls from.
@@ -197,6 +202,45 @@ fn settings(a: &CompileArgs, format: Format, url: String) -> Result<PluginSettin
     })
 }
 
+/// `--shadow-of OLD`: OLD's components (the enforced policy, `--mode`
+/// applies to it) with NEW's as their shadows.
+fn shadowed(
+    new: &PathBuf,
+    old: &PathBuf,
+    opts: &Options,
+) -> Result<Result<Loaded, ExitCode>, Fatal> {
+    let mut old_loaded = match load_clean(old, opts)? {
+        Ok(l) => l,
+        Err(code) => return Ok(Err(code)),
+    };
+    let new_opts = Options {
+        mode: None,
+        ..opts.clone()
+    };
+    let new_loaded = match load_clean(new, &new_opts)? {
+        Ok(l) => l,
+        Err(code) => return Ok(Err(code)),
+    };
+    let findings = shadow_of(
+        &mut old_loaded.apps,
+        &new_loaded.apps,
+        &display_name(old),
+        &display_name(new),
+    );
+    for f in &findings {
+        eprintln!("{f}");
+    }
+    if findings.iter().any(Finding::is_error) {
+        eprintln!(
+            "{}: not compiled as the shadow of {}: fix the errors above",
+            display_name(new),
+            display_name(old)
+        );
+        return Ok(Err(ExitCode::from(1)));
+    }
+    Ok(Ok(old_loaded))
+}
+
 pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
     let format = match a.format {
         OutFormat::Wasmplugin => Format::WasmPlugin,
@@ -216,17 +260,24 @@ pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
     a.dataplane.apply(&mut opts)?;
     let url = module_url(format, a.url.clone())?;
     let settings = settings(&a, format, url)?;
-    let loaded = match load_clean(&a.app, &opts)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
+    let name = |p: &PathBuf| {
+        if is_stdin(p) {
+            display_name(p)
+        } else {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        }
     };
-    let source = if is_stdin(&a.app) {
-        display_name(&a.app)
-    } else {
-        a.app
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default()
+    let (loaded, source) = match &a.shadow_of {
+        None => match load_clean(&a.app, &opts)? {
+            Ok(l) => (l, name(&a.app)),
+            Err(code) => return Ok(code),
+        },
+        Some(old) => match shadowed(&a.app, old, &opts)? {
+            Ok(l) => (l, format!("{} with the shadow {}", name(old), name(&a.app))),
+            Err(code) => return Ok(code),
+        },
     };
     let mut rendered = Vec::new();
     for (app, compiled) in &loaded.apps {

@@ -39,7 +39,7 @@ enum Loaded {
     Plugin(Box<(PluginConfig, Policy)>),
 }
 
-fn git_show(spec: &str) -> Result<String, Fatal> {
+pub(crate) fn git_show(spec: &str) -> Result<String, Fatal> {
     let out = Command::new("git")
         .args(["show", spec])
         .output()

@@ -12,6 +12,7 @@ mod diff;
 mod explain;
 mod export;
 mod outdir;
+mod replay;
 mod report;
 mod test;
 mod validate;
@@ -45,6 +46,8 @@ enum Command {
     ExportIstio(export::ExportIstioArgs),
     /// Every region of requests two revisions decide differently (exit 0 same, 3 narrowed, 4 widened).
     Diff(diff::DiffArgs),
+    /// Decide recorded requests (audit events in a log) under another policy; list those that change.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Test(a) => test::run(a),
         Command::ExportIstio(a) => export::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Replay(a) => replay::run(a),
     };
     match result {
         Ok(code) => code,
