@@ -213,7 +213,11 @@ pub enum Change {
 }
 
 impl Change {
-    pub const ALL: [Change; 3] = [Change::AllowToDeny, Change::DenyToAllow, Change::ReasonChanged];
+    pub const ALL: [Change; 3] = [
+        Change::AllowToDeny,
+        Change::DenyToAllow,
+        Change::ReasonChanged,
+    ];
 
     /// The change from decision `a` to decision `b`, each given as
     /// (allowed, reason code).

@@ -401,7 +401,10 @@ fn record<'s>(
     t.count(counters.of(&d.reason, mode));
     t.count(d.rule.and_then(|r| counters.rule_hits.get(r).copied()));
     let s = shadow?;
-    t.count(s.rule.and_then(|r| counters.shadow_rule_hits.get(r).copied()));
+    t.count(
+        s.rule
+            .and_then(|r| counters.shadow_rule_hits.get(r).copied()),
+    );
     let change = Change::of(&d.reason, s)?;
     t.count(counters.shadow_changes.get(change.index()).copied());
     Some(s)

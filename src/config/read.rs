@@ -9,8 +9,9 @@
 //! these types accept, with the same values.
 
 use super::types::{
-    AuditConfig, ClaimCondition, Effect, ForwardConfig, JwtCondition, Mode, PeerIdentitySource, PluginConfig,
-    ProviderConfig, RemoteJwksConfig, RoleConfig, RuleConfig, SignatureBackendMode, TokenSource,
+    AuditConfig, ClaimCondition, Effect, ForwardConfig, JwtCondition, Mode, PeerIdentitySource,
+    PluginConfig, ProviderConfig, RemoteJwksConfig, RoleConfig, RuleConfig, SignatureBackendMode,
+    TokenSource,
 };
 use crate::error::{Diagnostic, Diagnostics, FieldPath, Problem};
 use crate::json::read::parse_value;
@@ -280,24 +281,7 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         "mode",
         &[("enforce", Mode::Enforce), ("audit", Mode::Audit)],
     );
-    let signature_backend = f.variant(
-        d,
-        "signature_backend",
-        &[
-            ("auto", SignatureBackendMode::Auto),
-            ("wasm", SignatureBackendMode::Wasm),
-            ("host", SignatureBackendMode::Host),
-        ],
-    );
-    let peer_identity = f.variant(
-        d,
-        "peer_identity",
-        &[
-            ("auto", PeerIdentitySource::Auto),
-            ("connection", PeerIdentitySource::Connection),
-            ("istio_waypoint", PeerIdentitySource::IstioWaypoint),
-        ],
-    );
+    let (signature_backend, peer_identity) = backends(d, &f);
     // Every field is read before any is found missing: all problems count.
     let policy_version = f.opt_string(d, "policy_version");
     let trust_domain = f.string(d, "trust_domain");
@@ -332,6 +316,29 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         audit,
         shadow,
     })
+}
+
+/// `signature_backend` and `peer_identity`.
+fn backends(d: &mut Diagnostics, f: &Fields<'_>) -> (SignatureBackendMode, PeerIdentitySource) {
+    let signature_backend = f.variant(
+        d,
+        "signature_backend",
+        &[
+            ("auto", SignatureBackendMode::Auto),
+            ("wasm", SignatureBackendMode::Wasm),
+            ("host", SignatureBackendMode::Host),
+        ],
+    );
+    let peer_identity = f.variant(
+        d,
+        "peer_identity",
+        &[
+            ("auto", PeerIdentitySource::Auto),
+            ("connection", PeerIdentitySource::Connection),
+            ("istio_waypoint", PeerIdentitySource::IstioWaypoint),
+        ],
+    );
+    (signature_backend, peer_identity)
 }
 
 fn audit(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<AuditConfig> {

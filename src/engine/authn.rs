@@ -114,10 +114,12 @@ pub(crate) fn route<'p>(
     candidates: &[usize],
     issuer_of: impl Fn(usize) -> Option<&'p str>,
 ) -> Result<usize, Refused> {
-    let refused = |error| Err(Refused {
-        provider: None,
-        error,
-    });
+    let refused = |error| {
+        Err(Refused {
+            provider: None,
+            error,
+        })
+    };
     match candidates {
         [only] => Ok(*only),
         many => {
@@ -125,7 +127,11 @@ pub(crate) fn route<'p>(
                 Ok(iss) => iss,
                 Err(e) => return refused(e),
             };
-            match many.iter().copied().find(|i| issuer_of(*i) == Some(iss.as_str())) {
+            match many
+                .iter()
+                .copied()
+                .find(|i| issuer_of(*i) == Some(iss.as_str()))
+            {
                 Some(i) => Ok(i),
                 None => refused(TokenError::IssuerMismatch { found: iss }),
             }
@@ -155,7 +161,9 @@ pub fn verify_token(
     if let Some(hit) = cache.get(token, now, &generation) {
         return Ok(hit);
     }
-    let provider = route(token, candidates, |i| policy.providers.get(i).map(|p| p.issuer()))?;
+    let provider = route(token, candidates, |i| {
+        policy.providers.get(i).map(|p| p.issuer())
+    })?;
     let Some(p) = policy.providers.get(provider) else {
         return refused(
             None,

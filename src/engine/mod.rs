@@ -90,7 +90,15 @@ fn settle(
 ) -> Decision {
     let (mut d, seen) = match authn {
         Ok(a) => (
-            decide_as(policy, Identity { peer, token: a.token }, op, trace),
+            decide_as(
+                policy,
+                Identity {
+                    peer,
+                    token: a.token,
+                },
+                op,
+                trace,
+            ),
             a.seen,
         ),
         Err(r) => (

@@ -13,7 +13,7 @@
 //!   enforced refusal of the same token), and a provider of the shadow
 //!   only verifies its token itself, cached like any other.
 
-use super::authn::{self, Authn, Refused, Refusal};
+use super::authn::{self, Authn, Refusal, Refused};
 use super::authz::{verdict, Caller};
 use super::cache::TokenCache;
 use super::operation::{Operation, Request};
@@ -65,14 +65,11 @@ pub fn decide(
                     provider: Some(p),
                 }),
             ..
-        }) => policy
-            .token_sources
-            .get(*source)
-            .map(|(s, _)| Known {
-                source: s,
-                provider: *p,
-                error,
-            }),
+        }) => policy.token_sources.get(*source).map(|(s, _)| Known {
+            source: s,
+            provider: *p,
+            error,
+        }),
         _ => None,
     };
     let sources = &shadow.policy.token_sources;
@@ -81,7 +78,16 @@ pub fn decide(
     let found = authn::authenticate_with(sources, req, &mut |token, source, candidates| {
         let source = sources.get(source).map(|(s, _)| s);
         let known = known.filter(|k| Some(k.source) == source);
-        verify(shadow, policy, token, candidates, req, cache, known, &mut repeated)
+        verify(
+            shadow,
+            policy,
+            token,
+            candidates,
+            req,
+            cache,
+            known,
+            &mut repeated,
+        )
     });
     match (found, repeated) {
         (Ok(a), _) => judge(a.token.as_ref().map(|t| (t.provider, &*t.token))),
@@ -127,7 +133,11 @@ fn verify<'k>(
             .copied()
             .find(|j| verifier(*j).is_some_and(|(_, c)| c == id))
     };
-    let generation = |id: usize| by_id(id).and_then(verifier).map(|(p, _)| p.key_generation());
+    let generation = |id: usize| {
+        by_id(id)
+            .and_then(verifier)
+            .map(|(p, _)| p.key_generation())
+    };
     if let Some((id, hit)) = cache.get(token, req.now, &generation) {
         if let Some(j) = by_id(id) {
             return Ok((j, hit));
@@ -144,7 +154,9 @@ fn verify<'k>(
             },
         });
     };
-    if let Some(k) = known.filter(|k| shadow.verifiers.get(j) == Some(&Verifier::Enforced(k.provider))) {
+    if let Some(k) =
+        known.filter(|k| shadow.verifiers.get(j) == Some(&Verifier::Enforced(k.provider)))
+    {
         *repeated = Some(k.error);
         return Err(Refused {
             provider: Some(j),

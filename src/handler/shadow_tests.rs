@@ -1,7 +1,7 @@
 //! The handler with a shadow policy, per-rule counters and the audit
 //! event's replay facts, against the `FakeHost` double.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::type_complexity)]
 
 use super::tests::{audit_events, request, run};
 use super::*;
@@ -41,16 +41,51 @@ fn shadow_changes_are_reported_and_counted_by_kind() {
     let ops = format!("Bearer {}", okta_token(json!({"groups": ["ops"]})));
     // (method, path, peer, token, shadow object wanted: decision, status, reason, rule)
     let table: Vec<(&str, &str, Option<&str>, Option<&str>, Option<Value>)> = vec![
-        ("GET", "/admin/x", None, Some(&admins),
-         Some(json!({"decision": "deny", "status": 403, "reason": "role_required", "rule": "admin", "policy_version": "test-2"}))),
-        ("GET", "/admin/x", None, Some(&ops),
-         Some(json!({"decision": "allow", "status": 200, "reason": "role_granted", "rule": "admin", "policy_version": "test-2"}))),
-        ("GET", "/orders/1", Some(FRONTEND), None,
-         Some(json!({"decision": "deny", "status": 403, "reason": "no_matching_rule", "rule": null, "policy_version": "test-2"}))),
-        ("GET", "/orders/1", None, None,
-         Some(json!({"decision": "deny", "status": 403, "reason": "no_matching_rule", "rule": null, "policy_version": "test-2"}))),
-        ("POST", "/static/x.png", Some(ORDERS), None,
-         Some(json!({"decision": "deny", "status": 403, "reason": "denied_by_rule", "rule": "no-static-post", "policy_version": "test-2"}))),
+        (
+            "GET",
+            "/admin/x",
+            None,
+            Some(&admins),
+            Some(
+                json!({"decision": "deny", "status": 403, "reason": "role_required", "rule": "admin", "policy_version": "test-2"}),
+            ),
+        ),
+        (
+            "GET",
+            "/admin/x",
+            None,
+            Some(&ops),
+            Some(
+                json!({"decision": "allow", "status": 200, "reason": "role_granted", "rule": "admin", "policy_version": "test-2"}),
+            ),
+        ),
+        (
+            "GET",
+            "/orders/1",
+            Some(FRONTEND),
+            None,
+            Some(
+                json!({"decision": "deny", "status": 403, "reason": "no_matching_rule", "rule": null, "policy_version": "test-2"}),
+            ),
+        ),
+        (
+            "GET",
+            "/orders/1",
+            None,
+            None,
+            Some(
+                json!({"decision": "deny", "status": 403, "reason": "no_matching_rule", "rule": null, "policy_version": "test-2"}),
+            ),
+        ),
+        (
+            "POST",
+            "/static/x.png",
+            Some(ORDERS),
+            None,
+            Some(
+                json!({"decision": "deny", "status": 403, "reason": "denied_by_rule", "rule": "no-static-post", "policy_version": "test-2"}),
+            ),
+        ),
         ("GET", "/healthz", None, None, None),
         ("GET", "/static/x.png", Some(ORDERS), None, None),
     ];
@@ -63,17 +98,45 @@ fn shadow_changes_are_reported_and_counted_by_kind() {
     }
     let c = |n: &str| host.metrics.counter(&format!("oam_authz.{n}"));
     assert_eq!(
-        (c("shadow.allow_to_deny"), c("shadow.deny_to_allow"), c("shadow.reason_changed")),
+        (
+            c("shadow.allow_to_deny"),
+            c("shadow.deny_to_allow"),
+            c("shadow.reason_changed")
+        ),
         (3, 1, 1)
     );
     // What the shadow never changes: the response.
-    assert_eq!((c("allowed"), c("denied.role_required"), c("denied.token_missing")), (5, 1, 1));
+    assert_eq!(
+        (
+            c("allowed"),
+            c("denied.role_required"),
+            c("denied.token_missing")
+        ),
+        (5, 1, 1)
+    );
     // Per-rule hits of both, names made metric-safe.
-    assert_eq!((c("rule_hits.admin"), c("rule_hits.orders_read"), c("rule_hits.shop_static")), (2, 2, 2));
+    assert_eq!(
+        (
+            c("rule_hits.admin"),
+            c("rule_hits.orders_read"),
+            c("rule_hits.shop_static")
+        ),
+        (2, 2, 2)
+    );
     assert_eq!(c("rule_hits.health"), 1);
-    assert_eq!((c("shadow.rule_hits.admin"), c("shadow.rule_hits.no_static_post")), (2, 1));
+    assert_eq!(
+        (
+            c("shadow.rule_hits.admin"),
+            c("shadow.rule_hits.no_static_post")
+        ),
+        (2, 1)
+    );
     assert_eq!(c("shadow.rule_hits.shop_static"), 1);
-    assert_eq!(c("rule_hits.no_debug"), 0, "defined, never hit: a dead rule shows as 0");
+    assert_eq!(
+        c("rule_hits.no_debug"),
+        0,
+        "defined, never hit: a dead rule shows as 0"
+    );
 }
 
 #[test]
@@ -82,9 +145,17 @@ fn events_record_what_a_replay_needs() {
     let mut cfg = base();
     cfg["roles"][4]["jwt"]["claims"][0] = json!({"claim": "org.teams", "contains": "admins"});
     let l = configure(&mut host, Some(cfg.to_string().as_bytes())).unwrap();
-    let tok = okta_token(json!({"org": {"teams": ["admins"], "secret": "x"}, "groups": ["g"], "scp": "a b"}));
+    let tok = okta_token(
+        json!({"org": {"teams": ["admins"], "secret": "x"}, "groups": ["g"], "scp": "a b"}),
+    );
     let bearer = format!("Bearer {tok}");
-    request(&mut host, "GET", "/admin/x", Some(FRONTEND), &[("authorization", &bearer)]);
+    request(
+        &mut host,
+        "GET",
+        "/admin/x",
+        Some(FRONTEND),
+        &[("authorization", &bearer)],
+    );
     run(&mut host, &l);
     let ev = &audit_events(&host)[0];
     let digest = l.policy.providers[1].digest().to_string();
@@ -96,7 +167,11 @@ fn events_record_what_a_replay_needs() {
     );
     assert_eq!(
         ev["token_sources"],
-        json!(["header:authorization Bearer", "query:access_token", "cookie:okta_token"])
+        json!([
+            "header:authorization Bearer",
+            "query:access_token",
+            "cookie:okta_token"
+        ])
     );
     // The claims roles consult (absent ones as null), aud; never more.
     assert_eq!(
@@ -107,18 +182,36 @@ fn events_record_what_a_replay_needs() {
     assert!(ev.get("shadow").is_none(), "no shadow, no shadow object");
 
     // A refused token: where, and which provider refused it; no claims.
-    let expired = format!("Bearer {}", okta_token(json!({"exp": crate::engine::tests::NOW - 100})));
-    request(&mut host, "GET", "/admin/x", None, &[("authorization", &expired)]);
+    let expired = format!(
+        "Bearer {}",
+        okta_token(json!({"exp": crate::engine::tests::NOW - 100}))
+    );
+    request(
+        &mut host,
+        "GET",
+        "/admin/x",
+        None,
+        &[("authorization", &expired)],
+    );
     run(&mut host, &l);
     let ev = &audit_events(&host)[0];
     assert_eq!(ev["reason"], "token_expired");
     assert_eq!(ev["token"]["provider"], "okta");
     assert_eq!(ev["claims"], Value::Null);
     // Two tokens: no single token to name.
-    request(&mut host, "GET", &format!("/admin/x?access_token={tok}"), None, &[("authorization", &bearer)]);
+    request(
+        &mut host,
+        "GET",
+        &format!("/admin/x?access_token={tok}"),
+        None,
+        &[("authorization", &bearer)],
+    );
     run(&mut host, &l);
     let ev = &audit_events(&host)[0];
-    assert_eq!((ev["reason"].as_str(), &ev["token"]), (Some("multiple_tokens"), &Value::Null));
+    assert_eq!(
+        (ev["reason"].as_str(), &ev["token"]),
+        (Some("multiple_tokens"), &Value::Null)
+    );
     // No token at all.
     request(&mut host, "GET", "/healthz", None, &[]);
     run(&mut host, &l);
@@ -135,7 +228,13 @@ fn an_oversized_claim_is_left_out_of_the_event() {
     let l = configure(&mut host, Some(cfg.to_string().as_bytes())).unwrap();
     let groups: Vec<String> = (0..200).map(|i| format!("group-{i:04}")).collect();
     let tok = okta_token(json!({"groups": groups, "scp": "orders.read"}));
-    request(&mut host, "GET", "/orders/1", None, &[("authorization", &format!("Bearer {tok}"))]);
+    request(
+        &mut host,
+        "GET",
+        "/orders/1",
+        None,
+        &[("authorization", &format!("Bearer {tok}"))],
+    );
     run(&mut host, &l);
     let ev = &audit_events(&host)[0];
     assert_eq!(ev["claims"], json!({"scp": "orders.read"}), "{ev}");
@@ -150,7 +249,10 @@ fn rule_counters_are_metric_safe_and_capped() {
         .iter()
         .map(|n| json!({"name": n, "public": true, "paths": [format!("/{}", n.replace(['/', ':'], ""))]}))
         .collect();
-    rules.extend((0..MAX_RULE_COUNTERS).map(|i| json!({"name": format!("r{i}"), "public": true, "paths": [format!("/r{i}")]})));
+    rules
+        .extend((0..MAX_RULE_COUNTERS).map(
+            |i| json!({"name": format!("r{i}"), "public": true, "paths": [format!("/r{i}")]}),
+        ));
     cfg["rules"] = json!(rules);
     cfg["roles"] = json!([]);
     let l = configure(&mut host, Some(cfg.to_string().as_bytes())).unwrap();
@@ -164,7 +266,12 @@ fn rule_counters_are_metric_safe_and_capped() {
         .collect();
     assert_eq!(
         names[..4],
-        ["oam_authz.rule_hits.a_b", "oam_authz.rule_hits.a_b_1", "oam_authz.rule_hits.a_b_2", "oam_authz.rule_hits.x_y_z"]
+        [
+            "oam_authz.rule_hits.a_b",
+            "oam_authz.rule_hits.a_b_1",
+            "oam_authz.rule_hits.a_b_2",
+            "oam_authz.rule_hits.x_y_z"
+        ]
     );
     assert_eq!(names.len(), MAX_RULE_COUNTERS + 1);
     assert_eq!(names.last().unwrap(), "oam_authz.rules_over_cap_hits");
@@ -173,7 +280,14 @@ fn rule_counters_are_metric_safe_and_capped() {
         run(&mut host, &l);
     }
     let c = |n: &str| host.metrics.counter(&format!("oam_authz.{n}"));
-    assert_eq!((c("rule_hits.r0"), c("rule_hits.r251"), c("rules_over_cap_hits")), (1, 1, 2));
+    assert_eq!(
+        (
+            c("rule_hits.r0"),
+            c("rule_hits.r251"),
+            c("rules_over_cap_hits")
+        ),
+        (1, 1, 2)
+    );
 }
 
 #[test]

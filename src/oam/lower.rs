@@ -511,23 +511,7 @@ pub fn lower_component<'a>(
         }
         paths.providers.push(ppath);
     }
-    let rules: Vec<RuleConfig> = spec
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            paths.rules.push(format!("{root}.rules[{i}]"));
-            RuleConfig {
-                name: r.name.clone(),
-                effect: r.effect,
-                roles: r.roles.clone(),
-                public: r.public,
-                hosts: r.hosts.clone(),
-                methods: r.methods.clone(),
-                paths: r.paths.clone(),
-            }
-        })
-        .collect();
+    let rules = rule_configs(spec, root, &mut paths);
     let domains = ctx.local_domains();
     let config = PluginConfig {
         signature_backend: Default::default(),
@@ -569,6 +553,26 @@ pub fn lower_component<'a>(
         attach,
         findings,
     }
+}
+
+/// The trait's rules as written, each path recorded in `paths`.
+fn rule_configs(spec: &MeshAccess, root: &str, paths: &mut PathMap) -> Vec<RuleConfig> {
+    spec.rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            paths.rules.push(format!("{root}.rules[{i}]"));
+            RuleConfig {
+                name: r.name.clone(),
+                effect: r.effect,
+                roles: r.roles.clone(),
+                public: r.public,
+                hosts: r.hosts.clone(),
+                methods: r.methods.clone(),
+                paths: r.paths.clone(),
+            }
+        })
+        .collect()
 }
 
 /// The trait's `shadow`, lowered as a component of its own with the

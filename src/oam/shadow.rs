@@ -16,7 +16,12 @@ pub type Compiled = [(Application, Vec<CompiledComponent>)];
 /// Put NEW's policy of each component into OLD's as its shadow. Returns
 /// the findings, each naming its file (`old_file` or `new_file`); with an
 /// error, the component keeps no shadow.
-pub fn shadow_of(old: &mut Compiled, new: &Compiled, old_file: &str, new_file: &str) -> Vec<Finding> {
+pub fn shadow_of(
+    old: &mut Compiled,
+    new: &Compiled,
+    old_file: &str,
+    new_file: &str,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut note = |f: Finding, file: &str, app: &Application| {
         findings.push(Finding {
@@ -31,7 +36,9 @@ pub fn shadow_of(old: &mut Compiled, new: &Compiled, old_file: &str, new_file: &
         for c in compiled.iter_mut() {
             let scope = Scope::Component(c.component.clone());
             let Some((napp, n)) = theirs.and_then(|(a, cs)| {
-                cs.iter().find(|n| n.component == c.component).map(|n| (a, n))
+                cs.iter()
+                    .find(|n| n.component == c.component)
+                    .map(|n| (a, n))
             }) else {
                 note(
                     Finding::warning(scope, c.paths.root.clone(), format!("{new_file} does not protect component '{}': it is enforced as here, without a shadow", c.component)),
@@ -52,19 +59,16 @@ pub fn shadow_of(old: &mut Compiled, new: &Compiled, old_file: &str, new_file: &
             if c.config.shadow.is_some() {
                 let path = format!("{}.shadow", c.paths.root);
                 note(
-                    Finding::warning(scope.clone(), path, format!("replaced by the policy of {new_file} (--shadow-of)")),
+                    Finding::warning(
+                        scope.clone(),
+                        path,
+                        format!("replaced by the policy of {new_file} (--shadow-of)"),
+                    ),
                     old_file,
                     app,
                 );
             }
-            let shadow = PluginConfig {
-                mode: Mode::Enforce,
-                ..n.config.clone()
-            };
-            let config = PluginConfig {
-                shadow: Some(Box::new(shadow)),
-                ..c.config.clone()
-            };
+            let config = paired(&c.config, &n.config);
             let mut paths = c.paths.of_config();
             paths.shadow = Some(Box::new(n.paths.of_config()));
             let (policy, diagnostics) = Policy::check(&config);
@@ -75,7 +79,8 @@ pub fn shadow_of(old: &mut Compiled, new: &Compiled, old_file: &str, new_file: &
             };
             for d in diagnostics.iter().filter(new_here) {
                 let in_new = matches!(d.path.segments().first(), Some(Seg::Field("shadow")));
-                let (f, file, a) = finding(d, &paths, &scope, in_new, old_file, new_file, app, napp);
+                let (f, file, a) =
+                    finding(d, &paths, &scope, in_new, old_file, new_file, app, napp);
                 note(f, file, a);
             }
             let Some(mut policy) = policy else { continue };
@@ -85,6 +90,18 @@ pub fn shadow_of(old: &mut Compiled, new: &Compiled, old_file: &str, new_file: &
             c.paths.shadow = Some(Box::new(n.paths.clone()));
         }
     }
+    unenforced(old, new, old_file, new_file, &mut note);
+    findings
+}
+
+/// A warning (via `note`) for each component NEW protects and OLD does not.
+fn unenforced(
+    old: &Compiled,
+    new: &Compiled,
+    old_file: &str,
+    new_file: &str,
+    note: &mut impl FnMut(Finding, &str, &Application),
+) {
     for (napp, cs) in new {
         for n in cs {
             let enforced = old
@@ -99,7 +116,19 @@ pub fn shadow_of(old: &mut Compiled, new: &Compiled, old_file: &str, new_file: &
             }
         }
     }
-    findings
+}
+
+/// The enforced `old` with `new` as its shadow (enforce: a shadow has no
+/// audit mode).
+fn paired(old: &PluginConfig, new: &PluginConfig) -> PluginConfig {
+    let shadow = PluginConfig {
+        mode: Mode::Enforce,
+        ..new.clone()
+    };
+    PluginConfig {
+        shadow: Some(Box::new(shadow)),
+        ..old.clone()
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -102,7 +102,10 @@ impl Policy {
         if cfg.policy_version.is_none() {
             policy.version = format!("cfg-{:016x}", fnv1a64(text.as_bytes()));
         }
-        let unversioned = cfg.shadow.as_ref().is_some_and(|s| s.policy_version.is_none());
+        let unversioned = cfg
+            .shadow
+            .as_ref()
+            .is_some_and(|s| s.policy_version.is_none());
         if let (Some(s), true) = (&mut policy.shadow, unversioned) {
             s.policy.version = format!("{}/shadow", policy.version);
         }
@@ -402,7 +405,10 @@ fn provider_names(cfg: &PluginConfig) -> (HashMap<&str, usize>, Vec<String>) {
 fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
     let policy = compile_one(d, cfg);
     let claims = audit::claims(d, cfg);
-    let shadow = cfg.shadow.as_deref().and_then(|s| compile_shadow(d, cfg, s));
+    let shadow = cfg
+        .shadow
+        .as_deref()
+        .and_then(|s| compile_shadow(d, cfg, s));
     let mut policy = policy?;
     let (source_labels, sources_json) = audit::sources(&policy.token_sources);
     let mut candidates_json = Vec::with_capacity(policy.token_sources.len());

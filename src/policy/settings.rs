@@ -135,7 +135,7 @@ fn remote(r: &RemoteJwksConfig) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
@@ -146,12 +146,16 @@ mod tests {
 
     #[test]
     fn equal_settings_written_differently_are_equal() {
-        let a = provider(json!({"name": "a", "issuer": "https://i", "audiences": ["x", "y"],
-            "algorithms": ["RS256", "ES256"], "jwks": {"keys": [{"kty": "RSA", "n": "1", "e": "AQAB"}]}}));
-        let b = provider(json!({"name": "b", "issuer": "https://i", "audiences": ["y", "x"],
+        let a = provider(
+            json!({"name": "a", "issuer": "https://i", "audiences": ["x", "y"],
+            "algorithms": ["RS256", "ES256"], "jwks": {"keys": [{"kty": "RSA", "n": "1", "e": "AQAB"}]}}),
+        );
+        let b = provider(
+            json!({"name": "b", "issuer": "https://i", "audiences": ["y", "x"],
             "algorithms": ["ES256", "RS256"], "jwks": {"keys": [{"e": "AQAB", "n": "1", "kty": "RSA"}]},
             "from": [{"header": {"name": "Authorization", "prefix": "Bearer "}}],
-            "clock_skew_seconds": 30, "max_lifetime_seconds": 86400, "forward_token": true}));
+            "clock_skew_seconds": 30, "max_lifetime_seconds": 86400, "forward_token": true}),
+        );
         assert_eq!(differences(&a, &b), Vec::<&str>::new());
         assert_eq!(digest(&a), digest(&b));
     }

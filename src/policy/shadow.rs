@@ -32,7 +32,10 @@ pub enum Verifier {
 pub fn pair(d: &mut Diagnostics, cfg: &PluginConfig, s: &PluginConfig) -> Vec<Verifier> {
     let root = FieldPath::root().field("shadow");
     if s.shadow.is_some() {
-        d.invalid(root.field("shadow"), "a shadow policy has no shadow of its own");
+        d.invalid(
+            root.field("shadow"),
+            "a shadow policy has no shadow of its own",
+        );
     }
     if s.mode == Mode::Audit {
         d.invalid(

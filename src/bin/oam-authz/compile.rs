@@ -6,11 +6,11 @@ use crate::outdir::generated_before;
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{
     generated_header, idp_manifests, join_stdout, render, shadow_of, Finding, Format, Options,
-    PluginSettings,
+    PluginSettings, Rendered,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -204,11 +204,7 @@ fn settings(a: &CompileArgs, format: Format, url: String) -> Result<PluginSettin
 
 /// `--shadow-of OLD`: OLD's components (the enforced policy, `--mode`
 /// applies to it) with NEW's as their shadows.
-fn shadowed(
-    new: &PathBuf,
-    old: &PathBuf,
-    opts: &Options,
-) -> Result<Result<Loaded, ExitCode>, Fatal> {
+fn shadowed(new: &Path, old: &Path, opts: &Options) -> Result<Result<Loaded, ExitCode>, Fatal> {
     let mut old_loaded = match load_clean(old, opts)? {
         Ok(l) => l,
         Err(code) => return Ok(Err(code)),
@@ -299,30 +295,34 @@ pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
         }
     }
     match &a.out_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| Fatal(format!("{}: {e}", dir.display())))?;
-            let written: BTreeSet<PathBuf> =
-                rendered.iter().map(|r| dir.join(&r.file_name)).collect();
-            for (app, _) in &loaded.apps {
-                for stale in generated_before(dir, &app.name) {
-                    if !written.contains(&stale) {
-                        std::fs::remove_file(&stale)
-                            .map_err(|e| Fatal(format!("{}: {e}", stale.display())))?;
-                        eprintln!(
-                            "removed {} (written by an earlier compile of {}, no longer generated)",
-                            stale.display(),
-                            app.name
-                        );
-                    }
-                }
-            }
-            for r in &rendered {
-                let p = dir.join(&r.file_name);
-                std::fs::write(&p, &r.text).map_err(|e| Fatal(format!("{}: {e}", p.display())))?;
-                eprintln!("wrote {}", p.display());
-            }
-        }
+        Some(dir) => write_out_dir(dir, &rendered, &loaded)?,
         None => out(&join_stdout(&rendered, format)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--out-dir`: write each file, removing what an earlier compile of the
+/// same applications wrote and this one no longer generates.
+fn write_out_dir(dir: &Path, rendered: &[Rendered], loaded: &Loaded) -> Result<(), Fatal> {
+    std::fs::create_dir_all(dir).map_err(|e| Fatal(format!("{}: {e}", dir.display())))?;
+    let written: BTreeSet<PathBuf> = rendered.iter().map(|r| dir.join(&r.file_name)).collect();
+    for (app, _) in &loaded.apps {
+        for stale in generated_before(dir, &app.name) {
+            if !written.contains(&stale) {
+                std::fs::remove_file(&stale)
+                    .map_err(|e| Fatal(format!("{}: {e}", stale.display())))?;
+                eprintln!(
+                    "removed {} (written by an earlier compile of {}, no longer generated)",
+                    stale.display(),
+                    app.name
+                );
+            }
+        }
+    }
+    for r in rendered {
+        let p = dir.join(&r.file_name);
+        std::fs::write(&p, &r.text).map_err(|e| Fatal(format!("{}: {e}", p.display())))?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
 }

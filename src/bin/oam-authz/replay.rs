@@ -5,8 +5,7 @@ use crate::common::{display_name, is_stdin, out, read, Fatal, Output};
 use crate::diff::git_show;
 use clap::Args;
 use oam_authz::oam::{
-    check_text, parse_audit_log, replay, replay_json, replay_text, Finding, Options,
-    ReplayTarget,
+    check_text, parse_audit_log, replay, replay_json, replay_text, Finding, Options, ReplayTarget,
 };
 use oam_authz::Policy;
 use std::path::{Path, PathBuf};
@@ -33,23 +32,27 @@ pub struct ReplayArgs {
 /// A plugin config is a JSON object (the byte of its opening brace).
 const JSON_OBJECT: u8 = 0x7b;
 
-pub fn run(a: ReplayArgs) -> Result<ExitCode, Fatal> {
-    let path = Path::new(&a.policy);
+/// POLICY: a file, or REV:PATH read with `git show`.
+fn policy_text(policy: &str) -> Result<String, Fatal> {
+    let path = Path::new(policy);
     if is_stdin(path) {
         return Err(Fatal(
             "POLICY cannot be '-': standard input is for the log (--log)".into(),
         ));
     }
-    let text = if path.exists() {
-        read(path)?
-    } else if a.policy.contains(':') {
-        git_show(&a.policy)?
+    if path.exists() {
+        read(path)
+    } else if policy.contains(':') {
+        git_show(policy)
     } else {
-        return Err(Fatal(format!(
-            "{}: no such file (a git revision is written REV:PATH, e.g. HEAD~1:app.yaml)",
-            a.policy
-        )));
-    };
+        Err(Fatal(format!(
+            "{policy}: no such file (a git revision is written REV:PATH, e.g. HEAD~1:app.yaml)"
+        )))
+    }
+}
+
+pub fn run(a: ReplayArgs) -> Result<ExitCode, Fatal> {
+    let text = policy_text(&a.policy)?;
     let log = read(&a.log)?;
     let (events, unreadable) = parse_audit_log(&log);
     let log_label = display_name(&a.log);
@@ -105,7 +108,14 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode, Fatal> {
                 )));
             }
         }
-        replay(&a.policy, &log_label, &targets, events, unreadable, a.component.as_deref())
+        replay(
+            &a.policy,
+            &log_label,
+            &targets,
+            events,
+            unreadable,
+            a.component.as_deref(),
+        )
     };
     out(&match a.output {
         Output::Text => replay_text(&report),

@@ -8,7 +8,9 @@
 
 use crate::decision::ShadowDecision;
 use crate::engine::cache::TokenCache;
-use crate::engine::tests::{fx, gitlab_token, okta_token, policy_json, sign, DEPLOYER, FRONTEND, NOW, OKTA};
+use crate::engine::tests::{
+    fx, gitlab_token, okta_token, policy_json, sign, DEPLOYER, FRONTEND, NOW, OKTA,
+};
 use crate::engine::{decide, decide_with_shadow, Request};
 use crate::host::SignatureBackend;
 use crate::jwt::jwks::tests::es256_jwk;
@@ -77,15 +79,24 @@ fn variants() -> Vec<(&'static str, Box<dyn Fn(&mut Value)>)> {
                 s["providers"].as_array_mut().unwrap().push(json!({
                     "name": "azure", "issuer": AZURE, "audiences": ["api://shop"], "algorithms": ["EdDSA"],
                     "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "az1", "x": x}]}}));
-                s["roles"].as_array_mut().unwrap().push(json!({"name": "az", "jwt": {"provider": "azure"}}));
-                s["rules"].as_array_mut().unwrap().push(json!({"name": "az", "roles": ["az"], "paths": ["/az", "/admin/{**}"]}));
+                s["roles"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "az", "jwt": {"provider": "azure"}}));
+                s["rules"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "az", "roles": ["az"], "paths": ["/az", "/admin/{**}"]}));
             }),
         ),
         (
             "encoded percent allowed",
             Box::new(|s| {
                 s["allow_encoded_percent"] = json!(true);
-                s["rules"].as_array_mut().unwrap().push(json!({"name": "reports", "public": true, "paths": ["/reports/{*}"]}));
+                s["rules"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "reports", "public": true, "paths": ["/reports/{*}"]}));
             }),
         ),
     ]
@@ -98,7 +109,8 @@ fn URL_SAFE_NO_PAD_B64(b: &[u8]) -> String {
 }
 
 fn azure_token() -> String {
-    let c = json!({"iss": AZURE, "aud": "api://shop", "sub": "bob", "iat": NOW - 60, "exp": NOW + 600});
+    let c =
+        json!({"iss": AZURE, "aud": "api://shop", "sub": "bob", "iat": NOW - 60, "exp": NOW + 600});
     sign(azure_key(), "az1", &c)
 }
 
@@ -110,13 +122,21 @@ struct Req {
     headers: Vec<(String, String)>,
 }
 
-fn req(method: &'static str, path: &str, peer: Option<&'static str>, headers: &[(&str, String)]) -> Req {
+fn req(
+    method: &'static str,
+    path: &str,
+    peer: Option<&'static str>,
+    headers: &[(&str, String)],
+) -> Req {
     Req {
         method,
         path: path.to_string(),
         host: "api.example.com",
         peer,
-        headers: headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
     }
 }
 
@@ -131,18 +151,50 @@ fn requests() -> Vec<Req> {
     other_host.host = "other.example.com";
     vec![
         req("GET", "/healthz", None, &[]),
-        req("POST", "/deploy", Some(DEPLOYER), &[bearer(gitlab_token(json!({})))]),
+        req(
+            "POST",
+            "/deploy",
+            Some(DEPLOYER),
+            &[bearer(gitlab_token(json!({})))],
+        ),
         req("POST", "/deploy", None, &[bearer(gitlab_token(json!({})))]),
         req("GET", "/admin/x", Some(FRONTEND), &[bearer(admin.clone())]),
         other_host,
-        req("GET", "/admin/x", None, &[bearer(okta_token(json!({"groups": ["ops"]})))]),
+        req(
+            "GET",
+            "/admin/x",
+            None,
+            &[bearer(okta_token(json!({"groups": ["ops"]})))],
+        ),
         req("GET", "/orders/1", Some(FRONTEND), &[]),
-        req("GET", "/orders/1", None, &[bearer(okta_token(json!({"scp": "orders.read"})))]),
+        req(
+            "GET",
+            "/orders/1",
+            None,
+            &[bearer(okta_token(json!({"scp": "orders.read"})))],
+        ),
         req("GET", "/admin/x", None, &[bearer(forged)]),
-        req("GET", "/admin/x", None, &[bearer(okta_token(json!({"groups": ["admins"], "exp": NOW - 100})))]),
-        req("GET", &format!("/admin/x?access_token={admin}"), None, &[bearer(admin.clone())]),
+        req(
+            "GET",
+            "/admin/x",
+            None,
+            &[bearer(okta_token(
+                json!({"groups": ["admins"], "exp": NOW - 100}),
+            ))],
+        ),
+        req(
+            "GET",
+            &format!("/admin/x?access_token={admin}"),
+            None,
+            &[bearer(admin.clone())],
+        ),
         req("GET", &format!("/admin/x?access_token={admin}"), None, &[]),
-        req("GET", "/admin/x", None, &[("cookie", format!("okta_token={admin}"))]),
+        req(
+            "GET",
+            "/admin/x",
+            None,
+            &[("cookie", format!("okta_token={admin}"))],
+        ),
         req("GET", "/az", None, &[bearer(azure_token())]),
         req("GET", "/admin/y", None, &[bearer(azure_token())]),
         req("GET", "/admin/y", None, &[bearer(gitlab_token(json!({})))]),
@@ -153,7 +205,11 @@ fn requests() -> Vec<Req> {
     ]
 }
 
-fn request<'a>(r: &'a Req, headers: &'a Headers, crypto: Option<&'a dyn SignatureBackend>) -> Request<'a> {
+fn request<'a>(
+    r: &'a Req,
+    headers: &'a Headers,
+    crypto: Option<&'a dyn SignatureBackend>,
+) -> Request<'a> {
     Request {
         method: r.method,
         path: &r.path,
@@ -188,7 +244,11 @@ fn the_shadow_decides_as_the_policy_would_if_enforced() {
                 let (d, sd) = decide_with_shadow(&both, shadow, &q, &mut cache);
                 let want = decide(&enforced_alone, &q, &mut TokenCache::disabled(), None);
                 let what = format!("{name}, pass {pass}: {} {}", r.method, r.path);
-                assert_eq!((d.reason.code(), d.rule), (want.reason.code(), want.rule), "{what}");
+                assert_eq!(
+                    (d.reason.code(), d.rule),
+                    (want.reason.code(), want.rule),
+                    "{what}"
+                );
                 let want = decide(&alone, &q, &mut TokenCache::disabled(), None);
                 assert_eq!(sd, ShadowDecision::of(&want.reason, want.rule), "{what}");
                 checked += 1;
@@ -213,7 +273,11 @@ fn the_variants_cover_both_ways() {
         shared.push((name, p.shadow.unwrap().shares_authentication));
     }
     let ways: Vec<bool> = shared.iter().map(|(_, s)| *s).collect();
-    assert_eq!(ways, vec![true, true, false, false, false, true], "{shared:?}");
+    assert_eq!(
+        ways,
+        vec![true, true, false, false, false, true],
+        "{shared:?}"
+    );
 }
 
 /// A host verifier that counts the signatures it is asked about and leaves
@@ -250,7 +314,10 @@ fn no_token_is_checked_twice() {
     };
     let own = {
         let mut s = enforced.clone();
-        s["providers"] = json!([provider("idp", "https://idp", &idp, "e1"), provider("extra", "https://extra", &extra, "x1")]);
+        s["providers"] = json!([
+            provider("idp", "https://idp", &idp, "e1"),
+            provider("extra", "https://extra", &extra, "x1")
+        ]);
         s["roles"] = json!([{"name": "user", "jwt": {"provider": "idp"}}, {"name": "x", "jwt": {"provider": "extra"}}]);
         s["rules"] = json!([{"name": "x", "roles": ["user", "x"], "paths": ["/x"]}]);
         s
@@ -281,13 +348,24 @@ fn no_token_is_checked_twice() {
         let shadow = p.shadow.as_deref().unwrap();
         let mut cache = TokenCache::new(16);
         let counting = Counting::default();
-        let r = req("GET", "/x", None, &[("authorization", format!("Bearer {tok}"))]);
+        let r = req(
+            "GET",
+            "/x",
+            None,
+            &[("authorization", format!("Bearer {tok}"))],
+        );
         let headers = Headers::from_pairs(&r.headers);
         let now = jwt_simple::prelude::Clock::now_since_epoch().as_secs();
         let mut q = request(&r, &headers, Some(&counting));
         q.now = now;
         let (d, sd) = decide_with_shadow(&p, shadow, &q, &mut cache);
-        assert_eq!(counting.0.get(), first, "case {i}: {} / {}", d.reason.code(), sd.reason);
+        assert_eq!(
+            counting.0.get(),
+            first,
+            "case {i}: {} / {}",
+            d.reason.code(),
+            sd.reason
+        );
         decide_with_shadow(&p, shadow, &q, &mut cache);
         assert_eq!(counting.0.get(), first + second, "case {i}, again");
     }

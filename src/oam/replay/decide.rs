@@ -92,8 +92,16 @@ fn authenticate(policy: &Policy, e: &Event, facts: &Facts) -> Result<Authn, Unde
     let theirs = &facts.token_sources;
     let within = ours.iter().all(|l| theirs.contains(l));
     let sources_differ = || Undecidable::TokenSources {
-        new: ours.iter().filter(|l| !theirs.contains(l)).cloned().collect(),
-        dropped: theirs.iter().filter(|l| !ours.contains(l)).cloned().collect(),
+        new: ours
+            .iter()
+            .filter(|l| !theirs.contains(l))
+            .cloned()
+            .collect(),
+        dropped: theirs
+            .iter()
+            .filter(|l| !ours.contains(l))
+            .cloned()
+            .collect(),
     };
     let as_recorded = || {
         Authn::Refused(Outcome {
@@ -102,19 +110,11 @@ fn authenticate(policy: &Policy, e: &Event, facts: &Facts) -> Result<Authn, Unde
         })
     };
     let Some(t) = &facts.token else {
-        // Several tokens: found again if we read everywhere they read.
-        if e.recorded.reason == Reason::MultipleTokens.code() {
-            return match theirs.iter().all(|l| ours.contains(l)) {
-                true => Ok(as_recorded()),
-                false => Err(sources_differ()),
-            };
-        }
-        // An empty token, or none: the same if we read where they read.
-        return match (is_token_error(&e.recorded.reason), within) {
-            (_, false) => Err(sources_differ()),
-            (true, true) if theirs.iter().all(|l| ours.contains(l)) => Ok(as_recorded()),
-            (true, true) => Err(sources_differ()),
-            (false, true) => Ok(Authn::Token(None)),
+        let reads_theirs = theirs.iter().all(|l| ours.contains(l));
+        return match tokenless(&e.recorded.reason, within, reads_theirs) {
+            Some(true) => Ok(as_recorded()),
+            Some(false) => Ok(Authn::Token(None)),
+            None => Err(sources_differ()),
         };
     };
     if !within {
@@ -128,14 +128,28 @@ fn authenticate(policy: &Policy, e: &Event, facts: &Facts) -> Result<Authn, Unde
         .token_sources
         .get(source)
         .map_or(&[], |(_, c)| c.as_slice());
+    if is_token_error(&e.recorded.reason) {
+        return refused_again(policy, e, t, candidates);
+    }
+    verified(policy, e, facts, t, candidates)
+}
+
+/// A token the recording policy verified: routed among `candidates` by its
+/// `iss`, and taken as verified when the provider it goes to has the
+/// recorded provider's settings (else undecidable: it would be checked
+/// differently).
+fn verified(
+    policy: &Policy,
+    e: &Event,
+    facts: &Facts,
+    t: &TokenFacts,
+    candidates: &[usize],
+) -> Result<Authn, Undecidable> {
     let judged = t.provider.as_ref();
     let same = |i: usize| {
         let p = policy.providers.get(i);
         matches!((p, judged), (Some(p), Some((_, digest))) if p.digest() == digest)
     };
-    if is_token_error(&e.recorded.reason) {
-        return refused_again(policy, e, t, candidates);
-    }
     let Some(iss) = &e.iss else {
         return Err(Undecidable::NoFacts);
     };
@@ -148,14 +162,17 @@ fn authenticate(policy: &Policy, e: &Event, facts: &Facts) -> Result<Authn, Unde
         {
             Some(i) => i,
             None => {
-                let reason = Reason::InvalidToken(TokenError::IssuerMismatch { found: iss.clone() });
+                let reason =
+                    Reason::InvalidToken(TokenError::IssuerMismatch { found: iss.clone() });
                 return Ok(Authn::Refused(Outcome::of(policy, &reason, None)));
             }
         },
     };
     if !same(chosen) {
         let name = policy.providers.get(chosen).map_or("", |p| p.name());
-        return Err(Undecidable::Provider { name: name.to_string() });
+        return Err(Undecidable::Provider {
+            name: name.to_string(),
+        });
     }
     let claims = claims(e, facts);
     Ok(Authn::Token(Some(TokenIdentity {
@@ -168,6 +185,23 @@ fn authenticate(policy: &Policy, e: &Event, facts: &Facts) -> Result<Authn, Unde
         }),
         location: TokenLocation::Header(String::new()),
     })))
+}
+
+/// An event without a token fact: `Some(true)` refused as recorded,
+/// `Some(false)` no token for this policy either, `None` undecidable (the
+/// two policies read different places). `within`: every place this policy
+/// reads was read; `reads_theirs`: this policy reads every place they read.
+fn tokenless(recorded: &str, within: bool, reads_theirs: bool) -> Option<bool> {
+    // Several tokens: found again if we read everywhere they read.
+    if recorded == Reason::MultipleTokens.code() {
+        return reads_theirs.then_some(true);
+    }
+    // An empty token, or none: the same if we read where they read.
+    match (is_token_error(recorded), within) {
+        (_, false) => None,
+        (true, true) => reads_theirs.then_some(true),
+        (false, true) => Some(false),
+    }
 }
 
 /// A token the recording policy refused: refused alike when this policy
@@ -281,4 +315,3 @@ fn check_claims(
     }
     Ok(())
 }
-

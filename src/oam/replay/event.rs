@@ -86,7 +86,10 @@ pub fn parse_log(text: &str) -> (Vec<Event>, usize) {
             continue;
         };
         let json = line.get(at + PREFIX.len()..).unwrap_or_default().trim();
-        match serde_json::from_str::<Value>(json).ok().and_then(|v| event(&v)) {
+        match serde_json::from_str::<Value>(json)
+            .ok()
+            .and_then(|v| event(&v))
+        {
             Some(e) => events.push(e),
             None => bad += 1,
         }
@@ -103,28 +106,47 @@ fn event(v: &Value) -> Option<Event> {
         reason: s("reason")?,
         rule: s("rule"),
     };
-    let facts = v.get("token_sources").and_then(Value::as_array).map(|list| {
-        let token = v.get("token").and_then(Value::as_object).map(|t| TokenFacts {
-            from: t.get("from").and_then(Value::as_str).unwrap_or_default().to_string(),
-            provider: match (
-                t.get("provider").and_then(Value::as_str),
-                t.get("digest").and_then(Value::as_str),
-            ) {
-                (Some(n), Some(d)) => Some((n.to_string(), d.to_string())),
-                _ => None,
-            },
-            candidates: t
-                .get("candidates")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                .unwrap_or_default(),
+    let facts = v
+        .get("token_sources")
+        .and_then(Value::as_array)
+        .map(|list| {
+            let token = v
+                .get("token")
+                .and_then(Value::as_object)
+                .map(|t| TokenFacts {
+                    from: t
+                        .get("from")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    provider: match (
+                        t.get("provider").and_then(Value::as_str),
+                        t.get("digest").and_then(Value::as_str),
+                    ) {
+                        (Some(n), Some(d)) => Some((n.to_string(), d.to_string())),
+                        _ => None,
+                    },
+                    candidates: t
+                        .get("candidates")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            Facts {
+                token,
+                token_sources: list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                claims: v.get("claims").and_then(Value::as_object).cloned(),
+            }
         });
-        Facts {
-            token,
-            token_sources: list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            claims: v.get("claims").and_then(Value::as_object).cloned(),
-        }
-    });
     Some(Event {
         request_id: s("request_id").unwrap_or_default(),
         policy: s("policy").unwrap_or_default(),
@@ -138,4 +160,3 @@ fn event(v: &Value) -> Option<Event> {
         facts,
     })
 }
-

@@ -96,8 +96,8 @@ fn component_text(out: &mut String, c: &ComponentReplay) {
 /// The report for people.
 pub fn text(r: &Report) -> String {
     let mut out = String::new();
-    let total: usize = r.components.iter().map(|c| c.events).sum::<usize>()
-        + r.unmatched.values().sum::<usize>();
+    let total: usize =
+        r.components.iter().map(|c| c.events).sum::<usize>() + r.unmatched.values().sum::<usize>();
     let _ = writeln!(
         out,
         "replay of {} under {}: {}",

@@ -86,7 +86,11 @@ impl Report {
 /// Which target an event belongs to: `--component`, else the one whose
 /// policy version it names (or shares the `<app>/<component>@` prefix
 /// with), else the only one.
-fn target_of<'t>(targets: &'t [Target<'t>], e: &Event, only: Option<&str>) -> Option<&'t Target<'t>> {
+fn target_of<'t>(
+    targets: &'t [Target<'t>],
+    e: &Event,
+    only: Option<&str>,
+) -> Option<&'t Target<'t>> {
     if let Some(c) = only {
         return targets.iter().find(|t| t.component == c);
     }
@@ -96,7 +100,9 @@ fn target_of<'t>(targets: &'t [Target<'t>], e: &Event, only: Option<&str>) -> Op
         .find(|t| t.policy.version == e.policy)
         .or_else(|| {
             let s = stem(&e.policy)?;
-            targets.iter().find(|t| stem(&t.policy.version).as_deref() == Some(s.as_str()))
+            targets
+                .iter()
+                .find(|t| stem(&t.policy.version).as_deref() == Some(s.as_str()))
         })
         .or(match targets {
             [one] => Some(one),
@@ -105,7 +111,14 @@ fn target_of<'t>(targets: &'t [Target<'t>], e: &Event, only: Option<&str>) -> Op
 }
 
 /// Replay every event under its target.
-pub fn replay(policy_label: &str, log_label: &str, targets: &[Target<'_>], events: Vec<Event>, unreadable: usize, only: Option<&str>) -> Report {
+pub fn replay(
+    policy_label: &str,
+    log_label: &str,
+    targets: &[Target<'_>],
+    events: Vec<Event>,
+    unreadable: usize,
+    only: Option<&str>,
+) -> Report {
     let mut components: Vec<ComponentReplay> = targets
         .iter()
         .filter(|t| only.is_none_or(|c| c == t.component))
@@ -122,7 +135,10 @@ pub fn replay(policy_label: &str, log_label: &str, targets: &[Target<'_>], event
             *unmatched.entry(e.policy.clone()).or_default() += 1;
             continue;
         };
-        let Some(c) = components.iter_mut().find(|c| c.component == t.component && c.application == t.application) else {
+        let Some(c) = components
+            .iter_mut()
+            .find(|c| c.component == t.component && c.application == t.application)
+        else {
             continue;
         };
         c.events += 1;
@@ -148,4 +164,3 @@ pub fn replay(policy_label: &str, log_label: &str, targets: &[Target<'_>], event
         unreadable,
     }
 }
-

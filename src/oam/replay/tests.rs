@@ -3,14 +3,21 @@
 //! for every event replay can decide; the others are undecidable for the
 //! reason the facts lack.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::type_complexity,
+    clippy::panic
+)]
 
 use super::decide::{decide, Undecidable};
 use super::event::parse_log;
 use super::report::{replay, Target};
 use super::{json, text};
 use crate::engine::cache::TokenCache;
-use crate::engine::tests::{fx, gitlab_token, okta_token, policy_json, sign, DEPLOYER, FRONTEND, NOW, OKTA};
+use crate::engine::tests::{
+    fx, gitlab_token, okta_token, policy_json, sign, DEPLOYER, FRONTEND, NOW,
+};
 use crate::engine::{decide as engine_decide, Request};
 use crate::handler::{configure, flush, on_request_headers, Loaded};
 use crate::policy::Policy;
@@ -30,40 +37,90 @@ struct Req {
     headers: Vec<(String, String)>,
 }
 
-fn req(method: &'static str, path: &str, peer: Option<&'static str>, headers: &[(&str, String)]) -> Req {
+fn req(
+    method: &'static str,
+    path: &str,
+    peer: Option<&'static str>,
+    headers: &[(&str, String)],
+) -> Req {
     Req {
         method,
         path: path.into(),
         peer,
-        headers: headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
     }
 }
 
 fn requests() -> Vec<Req> {
     let bearer = |t: String| ("authorization", format!("Bearer {t}"));
-    let admin = okta_token(json!({"groups": ["admins"], "realm_access": {"roles": ["auditor"]}, "level": 3, "mfa": true}));
+    let admin = okta_token(
+        json!({"groups": ["admins"], "realm_access": {"roles": ["auditor"]}, "level": 3, "mfa": true}),
+    );
     let stranger = {
         let c = json!({"iss": "https://login.example.net/v2.0", "aud": "api://shop", "sub": "bob", "iat": NOW - 60, "exp": NOW + 600});
         sign(&fx().okta, "az1", &c)
     };
     vec![
         req("GET", "/healthz", None, &[]),
-        req("POST", "/deploy", Some(DEPLOYER), &[bearer(gitlab_token(json!({})))]),
-        req("POST", "/deploy", Some(DEPLOYER), &[bearer(gitlab_token(json!({"ref_protected": "false"})))]),
+        req(
+            "POST",
+            "/deploy",
+            Some(DEPLOYER),
+            &[bearer(gitlab_token(json!({})))],
+        ),
+        req(
+            "POST",
+            "/deploy",
+            Some(DEPLOYER),
+            &[bearer(gitlab_token(json!({"ref_protected": "false"})))],
+        ),
         req("GET", "/admin/x", Some(FRONTEND), &[bearer(admin.clone())]),
-        req("GET", "/admin/x", None, &[bearer(okta_token(json!({"groups": ["ops"]})))]),
+        req(
+            "GET",
+            "/admin/x",
+            None,
+            &[bearer(okta_token(json!({"groups": ["ops"]})))],
+        ),
         req("GET", "/audit/log", None, &[bearer(admin.clone())]),
         req("GET", "/orders/1", Some(FRONTEND), &[]),
         req("GET", "/orders/1", None, &[]),
-        req("GET", "/orders/1", None, &[bearer(okta_token(json!({"scp": "orders.read"})))]),
-        req("GET", "/admin/x", None, &[bearer(okta_token(json!({"exp": NOW - 100})))]),
-        req("GET", &format!("/admin/x?access_token={admin}"), None, &[bearer(admin.clone())]),
+        req(
+            "GET",
+            "/orders/1",
+            None,
+            &[bearer(okta_token(json!({"scp": "orders.read"})))],
+        ),
+        req(
+            "GET",
+            "/admin/x",
+            None,
+            &[bearer(okta_token(json!({"exp": NOW - 100})))],
+        ),
+        req(
+            "GET",
+            &format!("/admin/x?access_token={admin}"),
+            None,
+            &[bearer(admin.clone())],
+        ),
         req("GET", &format!("/admin/x?access_token={admin}"), None, &[]),
-        req("GET", "/admin/x", None, &[("cookie", format!("okta_token={admin}"))]),
+        req(
+            "GET",
+            "/admin/x",
+            None,
+            &[("cookie", format!("okta_token={admin}"))],
+        ),
         req("GET", "/admin/y", None, &[bearer(stranger)]),
         req("GET", "/reports/100%2541", None, &[]),
         req("GET", "/a/../b", None, &[]),
-        req("POST", "/static/x.png", Some("spiffe://cluster.local/ns/shop/sa/orders"), &[]),
+        req(
+            "POST",
+            "/static/x.png",
+            Some("spiffe://cluster.local/ns/shop/sa/orders"),
+            &[],
+        ),
     ]
 }
 
@@ -110,7 +167,11 @@ fn standalone(policy: &Policy, r: &Req) -> (bool, String) {
 }
 
 /// New policies, each with the events it cannot decide (by request index).
-fn variants() -> Vec<(&'static str, Box<dyn Fn(&mut Value)>, Vec<(usize, Undecidable)>)> {
+fn variants() -> Vec<(
+    &'static str,
+    Box<dyn Fn(&mut Value)>,
+    Vec<(usize, Undecidable)>,
+)> {
     vec![
         ("the same", Box::new(|_| {}), vec![]),
         (
@@ -133,8 +194,18 @@ fn variants() -> Vec<(&'static str, Box<dyn Fn(&mut Value)>, Vec<(usize, Undecid
             // Okta alone would judge gitlab's tokens (and the stranger's):
             // how it refuses them depends on the token itself.
             vec![
-                (1, Undecidable::Provider { name: "okta".into() }),
-                (2, Undecidable::Provider { name: "okta".into() }),
+                (
+                    1,
+                    Undecidable::Provider {
+                        name: "okta".into(),
+                    },
+                ),
+                (
+                    2,
+                    Undecidable::Provider {
+                        name: "okta".into(),
+                    },
+                ),
                 (13, Undecidable::RefusedToken),
             ],
         ),
@@ -151,10 +222,30 @@ fn variants() -> Vec<(&'static str, Box<dyn Fn(&mut Value)>, Vec<(usize, Undecid
                 s["forward"]["claim_headers"] = json!({});
             }),
             vec![
-                (3, Undecidable::Provider { name: "gitlab".into() }),
-                (4, Undecidable::Provider { name: "gitlab".into() }),
-                (5, Undecidable::Provider { name: "gitlab".into() }),
-                (8, Undecidable::Provider { name: "gitlab".into() }),
+                (
+                    3,
+                    Undecidable::Provider {
+                        name: "gitlab".into(),
+                    },
+                ),
+                (
+                    4,
+                    Undecidable::Provider {
+                        name: "gitlab".into(),
+                    },
+                ),
+                (
+                    5,
+                    Undecidable::Provider {
+                        name: "gitlab".into(),
+                    },
+                ),
+                (
+                    8,
+                    Undecidable::Provider {
+                        name: "gitlab".into(),
+                    },
+                ),
                 (9, Undecidable::RefusedToken),
                 (
                     10,
@@ -169,7 +260,10 @@ fn variants() -> Vec<(&'static str, Box<dyn Fn(&mut Value)>, Vec<(usize, Undecid
         (
             "okta reads a new header",
             Box::new(|s| {
-                s["providers"][1]["from"].as_array_mut().unwrap().push(json!({"header": {"name": "x-okta"}}));
+                s["providers"][1]["from"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"header": {"name": "x-okta"}}));
             }),
             // Every event, but those decided before any token is looked
             // for (paths refused by both) and several tokens (found again).
@@ -188,7 +282,10 @@ fn variants() -> Vec<(&'static str, Box<dyn Fn(&mut Value)>, Vec<(usize, Undecid
             "encoded percent allowed",
             Box::new(|s| {
                 s["allow_encoded_percent"] = json!(true);
-                s["rules"].as_array_mut().unwrap().push(json!({"name": "reports", "public": true, "paths": ["/reports/{*}"]}));
+                s["rules"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "reports", "public": true, "paths": ["/reports/{*}"]}));
             }),
             vec![(14, Undecidable::PathRefusedFirst)],
         ),
@@ -209,10 +306,17 @@ fn replay_decides_as_the_new_policy_or_says_why_not() {
         let policy = Policy::from_json(&n.to_string()).unwrap();
         for (i, (r, e)) in reqs.iter().zip(&events).enumerate() {
             let what = format!("{name}: [{i}] {} {}", r.method, r.path);
-            let want_undecidable = undecidable.iter().find(|(j, _)| *j == i).map(|(_, w)| w.clone());
+            let want_undecidable = undecidable
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, w)| w.clone());
             match (decide(&policy, e), want_undecidable) {
                 (Ok(got), None) => {
-                    assert_eq!((got.allowed, got.reason.clone()), standalone(&policy, r), "{what}");
+                    assert_eq!(
+                        (got.allowed, got.reason.clone()),
+                        standalone(&policy, r),
+                        "{what}"
+                    );
                     changed += usize::from(got.reason != e.recorded.reason);
                 }
                 (Err(why), Some(want)) => assert_eq!(why, want, "{what}"),
@@ -232,7 +336,9 @@ fn a_claim_the_events_do_not_record_is_undecidable() {
     let n = Policy::from_json(&base().to_string()).unwrap();
     assert_eq!(
         decide(&n, &events[3]).unwrap_err(),
-        Undecidable::Claim { claim: "groups".into() }
+        Undecidable::Claim {
+            claim: "groups".into()
+        }
     );
     // A claim no covering rule's role consults is not needed.
     assert_eq!(decide(&n, &events[8]).unwrap().reason, "role_granted");
@@ -295,7 +401,10 @@ decisions change (first: widened)
     assert_eq!(j["exit_code"], 4);
     let c = &j["components"][0];
     assert_eq!(c["changes"][0]["counter"], "deny_to_allow");
-    assert_eq!(c["changes"][1]["old"], json!({"decision": "allow", "status": 200, "reason": "role_granted", "rule": "admin"}));
+    assert_eq!(
+        c["changes"][1]["old"],
+        json!({"decision": "allow", "status": 200, "reason": "role_granted", "rule": "admin"})
+    );
     assert_eq!(c["changes"][1]["count"], 3);
     assert_eq!(c["changes"][2]["count"], 2);
     assert_eq!(c["changes"][2]["requests"][0]["path"], "/orders/1");

@@ -2,7 +2,7 @@
 //! pairing rule with its exact message and path, the shadow's own
 //! diagnostics under `shadow`, and the recorded claims.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::type_complexity)]
 
 use super::Verifier;
 use crate::config::parse;
@@ -44,7 +44,10 @@ fn a_copy_with_other_rules_shares_authentication() {
     let p = p.unwrap();
     let s = p.shadow.as_ref().unwrap();
     assert_eq!(s.policy.version, "test-2");
-    assert_eq!(s.verifiers, vec![Verifier::Enforced(0), Verifier::Enforced(1)]);
+    assert_eq!(
+        s.verifiers,
+        vec![Verifier::Enforced(0), Verifier::Enforced(1)]
+    );
     assert_eq!(s.twin_of, vec![Some(0), Some(1)]);
     assert!(s.shares_authentication);
 }
@@ -59,7 +62,10 @@ fn providers_in_another_order_still_share() {
     assert_eq!(errors, Vec::<String>::new());
     let p = p.unwrap();
     let s = p.shadow.as_ref().unwrap();
-    assert_eq!(s.verifiers, vec![Verifier::Enforced(1), Verifier::Enforced(0)]);
+    assert_eq!(
+        s.verifiers,
+        vec![Verifier::Enforced(1), Verifier::Enforced(0)]
+    );
     assert_eq!(s.twin_of, vec![Some(1), Some(0)]);
     assert!(s.shares_authentication);
 }
@@ -223,7 +229,10 @@ fn recorded_claims_by_default_and_as_written() {
     cfg["audit"] = json!({"claims": ["sub", "groups", "realm_access", "level"]});
     let (p, errors, warnings) = check(&cfg);
     assert_eq!(errors, Vec::<String>::new());
-    assert_eq!(p.unwrap().audit.claims, vec!["groups", "realm_access", "level"]);
+    assert_eq!(
+        p.unwrap().audit.claims,
+        vec!["groups", "realm_access", "level"]
+    );
     assert_eq!(
         warnings,
         vec!["audit.claims: does not record 'namespace_path' (role 'release'), 'ref_protected' (role 'release'), 'scp' (role 'reader'), 'mfa' (role 'realm'), which roles consult: oam-authz replay reports the events that need them as undecidable".to_string()]
