@@ -146,10 +146,14 @@ def forged_pool(key: T.Key, n: int, now: int, rnd) -> list[str]:
 # Envoy configurations
 # --------------------------------------------------------------------------------------
 
-def our_policy(issuer: T.Issuer, backend: str | None, role: str = "token", rules: int = 0) -> dict:
+def our_policy(issuer: T.Issuer, backend: str | None, role: str = "token", rules: int = 0,
+               shadow: bool = False) -> dict:
     """The oam-authz policy: `reader` is a token role (plain HTTP), or, in the
     mesh shape, a workload ("principal"), token or workload-AND-token ("both")
-    role; `rules` more allow rules make a large policy (memory mode)."""
+    role; `rules` more allow rules make a large policy (memory mode). With
+    `shadow`, the same policy plus one deny rule as its shadow (the next
+    revision tried on live traffic: it decides the benchmark requests alike,
+    so no audit event grows)."""
     p = {
         "schema_version": 1,
         "policy_version": "bench@1",
@@ -170,6 +174,11 @@ def our_policy(issuer: T.Issuer, backend: str | None, role: str = "token", rules
     }
     if backend:
         p["signature_backend"] = backend
+    if shadow:
+        s = json.loads(json.dumps(p))
+        s["policy_version"] = "bench@2"
+        s["rules"].insert(0, {"name": "no-admin", "effect": "deny", "paths": ["/admin/{**}"]})
+        p["shadow"] = s
     return p
 
 
@@ -263,6 +272,7 @@ class Variant:
     role: str = "token"            # the policy's `reader` role (ours and native): principal | token | both
     ref: str | None = None         # the native variant this one is compared with ("× counterpart")
     floor: str | None = None       # the floor variant for "Δ vs floor" (default: the shape's)
+    shadow: bool = False           # ours: with a shadow policy (our_policy)
 
 
 REFS = R.REFS
@@ -336,6 +346,8 @@ def mtls_variants(backend: str | None) -> list[Variant]:
           ref="mtls-native-cache", **ours),
         m("both", "ours: principal AND token role, cache hit (the headline)", "ours", "hit-RS256", 200, role="both",
           ref="mtls-native-cache", **ours),
+        m("both/shadow", "ours: the headline with a shadow policy (one more rule), cache hit", "ours", "hit-RS256",
+          200, role="both", ref="mtls-native-cache", shadow=True, **ours),
         m("token-miss", "ours: token-only role, distinct RS256 tokens (cache miss)", "ours", "miss-RS256", 200,
           role="token", warm_pool="warm-RS256", ref="mtls-native", **ours),
         m("both-miss", "ours: principal AND token role, distinct RS256 tokens (cache miss)", "ours", "miss-RS256",
@@ -379,7 +391,7 @@ def mem_variants(backend: str | None) -> list[MemVariant]:
     ]
 
 
-SMOKE = ["mtls-passthrough", "mtls-native-cache", "mtls-both", "mtls-garbage",
+SMOKE = ["mtls-passthrough", "mtls-native-cache", "mtls-both", "mtls-both/shadow", "mtls-garbage",
          "passthrough", "native-cache", "hit-RS256", "miss-RS256", "deny"]
 
 
@@ -644,7 +656,7 @@ class Bench:
         elif v.kind == "floor":
             filters = [E.wasm_filter("{}", self.floor_wasm, name="floor")]
         else:
-            pol = json.dumps(our_policy(self.issuer, v.backend, v.role, rules), separators=(",", ":"))
+            pol = json.dumps(our_policy(self.issuer, v.backend, v.role, rules, v.shadow), separators=(",", ":"))
             filters = [E.wasm_filter(pol, self.args.wasm)]
         return bootstrap(filters, tls, exact_balance)
 
