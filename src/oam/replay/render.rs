@@ -123,14 +123,25 @@ pub fn text(r: &Report) -> String {
             plural(r.unreadable, "line")
         );
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        match r.change() {
-            None => "no decision changes".to_string(),
-            Some(k) => format!("decisions change (first: {})", k.words().0),
-        }
-    );
+    let undecidable: usize = r
+        .components
+        .iter()
+        .flat_map(|c| c.undecidable.values())
+        .map(Vec::len)
+        .sum();
+    let verdict = match r.change() {
+        None => "no decision changes".to_string(),
+        Some(k) => format!("decisions change (first: {})", k.words().0),
+    };
+    // Undecidable events were not replayed: the verdict covers the others.
+    let _ = match undecidable {
+        0 => writeln!(out, "{verdict}"),
+        n => writeln!(
+            out,
+            "{verdict} among the decidable events; {} undecidable",
+            plural(n, "event")
+        ),
+    };
     out
 }
 
