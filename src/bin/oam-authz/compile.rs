@@ -2,9 +2,9 @@
 
 use crate::common::{load_clean, Fatal, ModeArg};
 use crate::dataplane::DataplaneArgs;
+use crate::module_pin;
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{join_stdout, render, Format, Options, PluginSettings};
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,7 +23,8 @@ pub struct CompileArgs {
     /// Where Istio pulls the module from: oci://…, https://… or file://…
     #[arg(long)]
     url: Option<String>,
-    /// The module file; its SHA-256 is pinned in each WasmPlugin.
+    /// Pinned in each WasmPlugin's sha256: the .wasm file for https:// and
+    /// file:// URLs; for oci:// the image layout `make image` writes.
     #[arg(long)]
     module: Option<PathBuf>,
     /// Also emit a deny-all plugin for each component without mesh-access.
@@ -68,25 +69,13 @@ fn module_url(format: Format, url: Option<String>) -> Result<String, Fatal> {
     }
 }
 
-/// Hex SHA-256 of `--module`, pinned in every WasmPlugin.
-fn module_digest(module: Option<&PathBuf>) -> Result<Option<String>, Fatal> {
-    let Some(m) = module else { return Ok(None) };
-    let bytes = std::fs::read(m).map_err(|e| Fatal(format!("--module {}: {e}", m.display())))?;
-    Ok(Some(
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    ))
-}
-
 pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
     let format = match a.format {
         OutFormat::Wasmplugin => Format::WasmPlugin,
         OutFormat::Envoy => Format::Envoy,
     };
     let url = module_url(format, a.url)?;
-    let sha256 = module_digest(a.module.as_ref())?;
+    let sha256 = module_pin::pin(&url, a.module.as_deref())?;
     let mut opts = Options {
         max_token_lifetime: a.max_token_lifetime,
         mode: a.mode.map(ModeArg::mode),
