@@ -153,3 +153,9 @@ image-tools:
 	fi
 
 e2e: image image-tools
+
+# oam-authz against the native filters export-envoy emits, on thousands of
+# random policies (docs/differences.md "Differential test"); prints the figure.
+DIFF_ARGS ?=
+differential: build cli venv
+	$(PY) test-harness/differential.py $(DIFF_ARGS)

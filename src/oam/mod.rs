@@ -1,7 +1,7 @@
 //! From OAM applications to oam-authz policies (native only): the
 //! `mesh-access` trait and `mesh-identity` policy vocabulary, the compiler
 //! and its static checks, manifest rendering, and the `explain`/`test`/
-//! `export-istio` commands of the `oam-authz` CLI.
+//! `export-istio`/`export-envoy` commands of the `oam-authz` CLI.
 //!
 //! Flow: `load` (YAML -> [`Application`]) -> `lower` (one plugin config
 //! per protected component, plus OAM-only checks) -> `compile` (the
@@ -15,6 +15,7 @@ mod compile;
 mod evaluate;
 mod explain;
 mod export;
+mod export_envoy;
 mod finding;
 mod load;
 mod lower;
@@ -26,6 +27,9 @@ pub use compile::{compile_app, CompiledComponent};
 pub use evaluate::{evaluate, Input, Outcome};
 pub use explain::explain_text;
 pub use export::export as export_istio;
+pub use export_envoy::{
+    export as export_envoy, filters as envoy_filters, render as render_envoy, EnvoyFilters,
+};
 pub use finding::{Finding, FindingJson, Scope, Severity};
 pub use load::{load_str, Application};
 pub use lower::{waypoint_name_problem, Attach, Options};

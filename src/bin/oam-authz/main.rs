@@ -10,6 +10,8 @@ mod compile;
 mod dataplane;
 mod explain;
 mod export;
+mod export_envoy;
+mod module_pin;
 mod test;
 mod validate;
 
@@ -40,6 +42,8 @@ enum Command {
     Test(test::TestArgs),
     /// Emit the nearest Istio RequestAuthentication + AuthorizationPolicy.
     ExportIstio(export::ExportIstioArgs),
+    /// Emit the native Envoy filters (jwt_authn + rbac) for the policy.
+    ExportEnvoy(export_envoy::ExportEnvoyArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => explain::run(a),
         Command::Test(a) => test::run(a),
         Command::ExportIstio(a) => export::run(a),
+        Command::ExportEnvoy(a) => export_envoy::run(a),
     };
     match result {
         Ok(code) => code,
