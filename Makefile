@@ -159,3 +159,9 @@ e2e: image image-tools
 DIFF_ARGS ?=
 differential: build cli venv
 	$(PY) test-harness/differential.py $(DIFF_ARGS)
+
+# The IdP at mesh scale: 10,000 sidecars through the key schedule in virtual
+# time (src/keys/sim.rs; the small mesh runs in test-native). Prints the
+# table of docs/operations.md "The IdP at mesh scale".
+sim-idp:
+	$(CARGO) test --release --lib keys::sim::tests::full_mesh_figures -- --ignored --nocapture

@@ -36,7 +36,7 @@ pub struct EnvoyFilters {
 /// is in docs/differences.md "Differences the test tolerates").
 pub const ALWAYS: [&str; 9] = [
     "a request that needs a token and has none is answered 403 (RBAC: access denied), not 401 token_missing; there are no reason codes, audit events or oam_authz metrics",
-    "a path that is not canonical is refused with 400 path_not_canonical by the filter; natively set the HTTP connection manager's normalize_path, merge_slashes and path_with_escaped_slashes_action (the --bootstrap output does) and what survives them (';', '\\') is matched as it is",
+    "a path that is not canonical is refused with 400 path_not_canonical by the filter; natively set the HTTP connection manager's normalize_path, merge_slashes and path_with_escaped_slashes_action (the --bootstrap output does) and what survives them (';', '\\', a bare '//') is matched as it is",
     "several tokens in one request are not refused with 400 multiple_tokens: jwt_authn verifies the first it finds",
     "'Authorization: Bearer ' with no token is a 401 for the filter, a missing token for jwt_authn; the filter also takes 'bearer' in any case, jwt_authn's value_prefix only as written",
     "a token with 'crit' in its header is refused by the filter, accepted by jwt_authn",

@@ -203,8 +203,10 @@ def gen_path(rng: random.Random, policy: dict, tags: set) -> str:
         "/api//items", "/static", "/p", "/a/b/../b", "/x/../a", "/a/./b", "//a", "/a%2Fb", "/r/%2e%2e/a",
         "/a%20b", "/%61", "/a;b", base + ";jsessionid=1", "/a\\b", "/t/%7E/x", "/a#frag",
     ]
-    p = rng.choice(near)
-    if ";" in p or "\\" in p:
+    p = rng.choice(near + ["//", "//?x=1"])
+    # What Envoy's normalization leaves non-canonical: ';', '\\', and a
+    # path of just '//' (merge_slashes leaves it alone).
+    if ";" in p or "\\" in p or p.split("?")[0] == "//":
         tags.add("path-not-canonical")
     return p
 
