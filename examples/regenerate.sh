@@ -6,10 +6,10 @@ cd "$(dirname "$0")/.."
 cargo build --quiet --bin oam-authz
 BIN=target/debug/oam-authz
 URL=oci://registry.example.com/oam-authz/filter:0.1.0
-for app in shop deploy-api artifact-store remote-jwks; do
+for app in shop deploy-api artifact-store remote-jwks quickstart; do
   dir=examples/$app
   rm -rf "$dir/compiled"
-  "$BIN" compile "$dir/app.yaml" --url "$URL" --namespace-default --out-dir "$dir/compiled"
+  "$BIN" compile "$dir/app.yaml" --url "$URL" --namespace-default --idp-manifests --out-dir "$dir/compiled"
   "$BIN" compile "$dir/app.yaml" --format envoy --out-dir "$dir/compiled/envoy"
   "$BIN" export-istio "$dir/app.yaml" > "$dir/compiled/istio-native.yaml"
 done

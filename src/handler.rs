@@ -264,7 +264,7 @@ where
             // The host as matched: lowercased, port removed.
             let host_name = normalize_host(authority);
             let ev = audit::event(policy, &d, now_ms, request_id, method, &host_name, path);
-            if t.audit(&audit::line(&ev)) {
+            if t.audit_with(|out| audit::write(out, &ev)) {
                 // Over the bound: hand the lines over now, not at the tick.
                 t.flush_audit(host);
             }

@@ -86,10 +86,18 @@ fn validate(name: &str, yaml: &str, extra: &[&str]) -> (Vec<String>, i32) {
     let mut args = vec!["validate", file.to_str().unwrap()];
     args.extend(extra);
     let o = run(&args);
-    let prefix = format!("{}: ", file.display());
+    // "file:line:column: " (positions are cli_validate.rs's concern).
+    let prefix = format!("{}:", file.display());
     let lines = out(&o)
         .lines()
-        .map(|l| l.replacen(&prefix, "", 1))
+        .map(|l| match l.strip_prefix(&prefix) {
+            Some(rest) => rest
+                .splitn(3, ':')
+                .nth(2)
+                .map_or(rest, str::trim_start)
+                .to_string(),
+            None => l.to_string(),
+        })
         .collect();
     (lines, o.status.code().unwrap_or(-1))
 }

@@ -321,7 +321,7 @@ fn failing_cases_are_reported_and_fail_the_run() {
     let t = out(&o);
     assert!(t.contains("PASS  cases[0] health"), "{t}");
     assert!(
-        t.contains("FAIL  cases[1] wrong: expected allow 200, got deny 401 token_missing rule 'deploy-staging'"),
+        t.contains("FAIL  cases[1] wrong (line 6): expected allow 200, got deny 401 token_missing rule 'deploy-staging'"),
         "{t}"
     );
     assert_eq!(t.lines().last(), Some("1 passed, 1 failed"));
@@ -340,7 +340,7 @@ fn cases_files_are_parsed_strictly() {
     let o = run(&["test", DEPLOY, cases.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err(&o).contains("cases[0].expect.decison: unknown field `decison`"),
+        err(&o).contains("cases.yaml:5:14: cases[0].expect.decison: unknown field `decison`"),
         "{}",
         err(&o)
     );
@@ -450,10 +450,11 @@ fn test_takes_jwks_for_token_cases_of_a_remote_jwks_provider() {
     )
     .unwrap();
     let o = run(&["test", REMOTE, cases.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a case that cannot be run");
     assert!(
-        out(&o)
-            .contains("FAIL  cases[0] admin token: provider 'okta' fetches its keys at run time"),
+        out(&o).contains(
+            "ERROR cases[0] admin token (line 3): provider 'okta' fetches its keys at run time"
+        ),
         "{}",
         out(&o)
     );
@@ -508,6 +509,160 @@ fn export_istio_leaves_discovery_from_the_issuer_to_istiod() {
     assert!(!t.contains("jwksUri"), "{t}");
     assert!(
         t.contains("    issuer: https://example.okta.com/oauth2/default\n    timeout: 5s\n"),
+        "{t}"
+    );
+}
+
+/// An Amazon Cognito user pool (docs/cli.md "Presets: the claims real issuers send"): access tokens carry
+/// the app client id in `client_id`, no `aud`; groups in `cognito:groups`.
+fn cognito_app(dir: &std::path::Path) -> std::path::PathBuf {
+    let jwks = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/keys/example-idp.jwks.json"
+    ))
+    .unwrap();
+    let app = format!(
+        r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {{name: releases, namespace: rel}}
+spec:
+  components:
+    - name: api
+      type: webservice
+      properties: {{image: api}}
+      traits:
+        - type: mesh-access
+          properties:
+            roles:
+              - name: release-managers
+                jwt:
+                  provider: cognito
+                  claims:
+                    - {{claim: token_use, equals: access}}
+                    - {{claim: "cognito:groups", contains: release-managers}}
+            rules:
+              - {{name: release, roles: [release-managers], methods: [POST], paths: [/releases]}}
+  policies:
+    - name: identity
+      type: mesh-identity
+      properties:
+        providers:
+          - name: cognito
+            issuer: https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123
+            audiences: [5r2ekm3pt1pd2kk4fafm4fmd7]
+            audienceClaim: client_id
+            algorithms: [RS256]
+            maxLifetimeSeconds: 3600
+            jwks: {jwks}
+"#
+    );
+    let file = dir.join("cognito.yaml");
+    std::fs::write(&file, app).unwrap();
+    file
+}
+
+/// An RS256 token signed with the test-only example key (as examples/keys/mint.py).
+fn example_token(claims: serde_json::Value) -> String {
+    use jwt_simple::prelude::*;
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/keys/example-idp.test-only.pem"
+    ))
+    .unwrap();
+    let key = RS256KeyPair::from_pem(&pem)
+        .unwrap()
+        .with_key_id("example-2026");
+    let mut c = Claims::with_custom_claims(claims, Duration::from_secs(600));
+    c.issued_at = Some(UnixTimeStamp::from_secs(1_767_225_600));
+    c.invalid_before = None;
+    c.expires_at = Some(UnixTimeStamp::from_secs(1_767_226_200));
+    key.sign(c).unwrap()
+}
+
+#[test]
+fn cognito_access_tokens_are_verified_against_client_id() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-cognito-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = cognito_app(&dir);
+    let app = app.to_str().unwrap();
+    let iss = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123";
+    let explain = |name: &str, claims: serde_json::Value| {
+        let tok = dir.join(name);
+        std::fs::write(&tok, example_token(claims)).unwrap();
+        out(&run(&[
+            "explain",
+            app,
+            "--component",
+            "api",
+            "--token",
+            tok.to_str().unwrap(),
+            "--now",
+            "1767225660",
+            "--method",
+            "POST",
+            "--path",
+            "/releases",
+        ]))
+    };
+    let access = explain(
+        "access.jwt",
+        serde_json::json!({"iss": iss, "sub": "u-1", "token_use": "access",
+            "client_id": "5r2ekm3pt1pd2kk4fafm4fmd7", "cognito:groups": ["release-managers"]}),
+    );
+    assert!(
+        access.contains("ok   claim cognito:groups contains \"release-managers\""),
+        "{access}"
+    );
+    assert!(
+        access.contains("decision:  ALLOW 200 role_granted, rule 'release'"),
+        "{access}"
+    );
+    let id = explain(
+        "id.jwt",
+        serde_json::json!({"iss": iss, "sub": "u-1", "token_use": "id",
+            "aud": "5r2ekm3pt1pd2kk4fafm4fmd7", "cognito:groups": ["release-managers"]}),
+    );
+    assert!(
+        id.contains("token:     refused by provider 'cognito': no 'client_id' claim"),
+        "{id}"
+    );
+    assert!(
+        id.contains("decision:  DENY 401 token_audience_mismatch"),
+        "{id}"
+    );
+
+    let o = run(&["export-istio", app]);
+    assert!(o.status.success(), "{}", err(&o));
+    let t = out(&o);
+    assert!(
+        t.contains("    - key: request.auth.claims[client_id]\n      values:\n      - 5r2ekm3pt1pd2kk4fafm4fmd7\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("key: request.auth.claims[cognito:groups]"),
+        "{t}"
+    );
+    assert!(!t.contains("audiences:"), "{t}");
+    assert!(
+        t.contains("audienceClaim 'client_id' has no RequestAuthentication equivalent"),
+        "{t}"
+    );
+}
+
+#[test]
+fn export_istio_writes_a_claim_prefix_as_a_wildcard_value() {
+    let o = run(&["export-istio", DEPLOY]);
+    let t = out(&o);
+    assert!(
+        t.contains(
+            "    - key: request.auth.claims[namespace_path]\n      values:\n      - platform/*\n"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "    - key: request.auth.claims[build_branch]\n      values:\n      - release/*\n"
+        ),
         "{t}"
     );
 }

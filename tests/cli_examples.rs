@@ -12,7 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const EXAMPLES: &[&str] = &["shop", "deploy-api", "artifact-store", "remote-jwks"];
+const EXAMPLES: &[&str] = &[
+    "shop",
+    "deploy-api",
+    "artifact-store",
+    "remote-jwks",
+    "quickstart",
+];
 const URL: &str = "oci://registry.example.com/oam-authz/filter:0.1.0";
 
 fn bin() -> Command {
@@ -80,6 +86,7 @@ fn checked_in_output_matches_compile() {
             "--url",
             URL,
             "--namespace-default",
+            "--idp-manifests",
             "--out-dir",
             &o,
         ]);

@@ -178,11 +178,11 @@ function selfTest() {
   if (!meshAccess({ rules: [{ name: "r", roles: ["a"], method: ["GET"] }] }))
     ok("self-test: mesh-access schema refuses the typo 'method'");
   else fail("self-test", "mesh-access schema accepted an unknown field");
-  if (!meshIdentity({ providers: [{ name: "p", issuer: "i", algorithms: ["RS256"], jwks: { keys: [] } }] }))
+  if (!meshIdentity({ providers: [{ name: "p", issuer: "https://idp.example.com", algorithms: ["RS256"], jwks: { keys: [] } }] }))
     ok("self-test: mesh-identity schema refuses a provider without audiences");
   else fail("self-test", "mesh-identity schema accepted a provider without audiences");
   const remote = { uri: "https://idp.example.com/keys", cluster: "idp" };
-  const prov = (extra) => ({ providers: [{ name: "p", issuer: "i", audiences: ["a"], algorithms: ["RS256"], ...extra }] });
+  const prov = (extra) => ({ providers: [{ name: "p", issuer: "https://idp.example.com", audiences: ["a"], algorithms: ["RS256"], ...extra }] });
   if (meshIdentity(prov({ remoteJwks: remote })) && !meshIdentity(prov({ remoteJwks: remote, jwks: { keys: [{ kty: "RSA" }] } })) && !meshIdentity(prov({})))
     ok("self-test: mesh-identity schema takes exactly one of jwks and remoteJwks");
   else fail("self-test", "mesh-identity schema: jwks/remoteJwks not exactly one");
@@ -274,7 +274,7 @@ async function checkKubeVela() {
   }
   await checkKubeVelaRemoteJwks(trait, policy, bin);
   try {
-    await cueExport(`${policy}\n${context(app, "")}parameter: {providers: [{name: "p", issuer: "i", algorithms: ["RS256"], jwks: {keys: []}}]}\n`, "output");
+    await cueExport(`${policy}\n${context(app, "")}parameter: {providers: [{name: "p", issuer: "https://idp.example.com", algorithms: ["RS256"], jwks: {keys: []}}]}\n`, "output");
     fail("self-test: kubevela mesh-identity", "accepted a provider without audiences");
   } catch {
     ok("self-test: kubevela mesh-identity refuses a provider without audiences");
@@ -447,6 +447,119 @@ function checkAmbientCompile(bin) {
   }
 }
 
+// Mistaken applications, each rendered through the KubeVela definitions: the
+// trait (and, for identity mistakes, the mesh-identity policy) must refuse it,
+// with the message `oam-authz validate` gives, and its corrected twin (the
+// control: the same parameters before the mistake) must render. The CLI must
+// refuse each mistake too, so the two paths agree.
+async function checkKubeVelaRefusals(trait, policy, bin) {
+  const appFile = join(repo, "istio", "kubevela", "example-app.yaml");
+  const app = parseAllDocuments(readFileSync(appFile, "utf8"))[0].toJS();
+  const base = app.spec.components.flatMap((c) => c.traits ?? []).find((t) => t.type === "mesh-access").properties;
+  const clone = () => JSON.parse(JSON.stringify(base));
+  const mistakes = [
+    ["an undefined role in a rule", (p) => { p.rules[1].roles = ["webb"]; },
+      "rules[1].roles[0]: rule 'entries' names role 'webb', which is not defined (defined: web, finance-controllers)"],
+    ["a path with '{**}' before the last segment", (p) => { p.rules[1].paths = ["/entries/{**}/raw"]; },
+      "rules[1].paths[0]: '/entries/{**}/raw' is not a path pattern"],
+    ["a path with a '..' segment", (p) => { p.rules[1].paths = ["/entries/../admin"]; },
+      "rules[1].paths[0]: '/entries/../admin' is not a path pattern"],
+    ["a path with an empty segment", (p) => { p.rules[0].paths = ["//healthz"]; },
+      "rules[0].paths[0]: '//healthz' is not a path pattern"],
+    ["a path without a leading slash", (p) => { p.rules[0].paths = ["healthz"]; },
+      "rules[0].paths[0]: 'healthz' is not a path pattern"],
+    ["an issuer without a scheme", (p) => { p.identity.providers[0].issuer = "example.okta.com"; },
+      "identity.providers[0].issuer: 'example.okta.com' is not an https:// URL"],
+    ["a plain http:// issuer", (p) => { p.identity.providers[0].issuer = "http://example.okta.com"; },
+      "identity.providers[0].issuer: 'http://example.okta.com' is not an https:// URL"],
+    ["a provider without audiences", (p) => { delete p.identity.providers[0].audiences; },
+      "identity.providers[0].audiences: provider 'okta' has no audience"],
+    ["a provider with an empty audience list", (p) => { p.identity.providers[0].audiences = []; },
+      "identity.providers[0].audiences: provider 'okta' has no audience"],
+    ["a role naming an undefined provider", (p) => { p.identity.roles[0].jwt.provider = "otka"; },
+      "identity.roles[0].jwt.provider: provider 'otka' is not defined (defined: okta)"],
+    ["a malformed principal", (p) => { p.roles[0].principals = ["ns/shop"]; },
+      "roles[0].principals[0]: 'ns/shop': expected a component name"],
+    ["a claim with two operators", (p) => { p.identity.roles[0].jwt.claims[0].equals = "x"; },
+      "identity.roles[0].jwt.claims[0]: exactly one of equals, oneOf, contains, scopeContains, prefix must be set (found: equals, contains)"],
+    ["GitLab's ref_protected as a boolean", (p) => { p.identity.roles[0].jwt.claims = [{ claim: "ref_protected", equals: true }]; },
+      "identity.roles[0].jwt.claims[0].equals: GitLab sends 'ref_protected' as the string"],
+    ["an allow rule with neither roles nor public", (p) => { delete p.rules[1].roles; },
+      "rules[1]: allow rule 'entries' says neither who may call (roles) nor public: true"],
+    ["a public rule with roles", (p) => { p.rules[0].roles = ["web"]; },
+      "rules[0]: 'public' and 'roles' exclude each other"],
+    ["a lower-case method", (p) => { p.rules[0].methods = ["get"]; },
+      "rules[0].methods[0]: 'get': expected an upper-case HTTP method"],
+    ["a duplicate rule name", (p) => { p.rules[2].name = "entries"; },
+      "duplicate rule name 'entries'"],
+    ["a role without conditions", (p) => { p.roles.push({ name: "nobody" }); p.rules[1].roles.push("nobody"); },
+      "roles[1]: role 'nobody' has no conditions"],
+  ];
+  // The control.
+  try {
+    await cueExport(`${trait}\n${context(app, "ledger")}parameter: ${JSON.stringify(base)}\n`, "outputs");
+    ok("kubevela refusals: the control (example-app's trait) renders");
+  } catch (e) {
+    fail("kubevela refusals: the control (example-app's trait)", e.message);
+  }
+  for (const [what, mutate, want] of mistakes) {
+    const p = clone();
+    mutate(p);
+    try {
+      await cueExport(`${trait}\n${context(app, "ledger")}parameter: ${JSON.stringify(p)}\n`, "outputs");
+      fail(`kubevela trait refuses ${what}`, "rendered");
+    } catch (e) {
+      if (e.message.includes(want)) ok(`kubevela trait refuses ${what}`);
+      else fail(`kubevela trait refuses ${what}`, `refused, but without '${want}':\n${e.message}`);
+    }
+    if (!bin) continue;
+    // `oam-authz validate` refuses the same application.
+    const doc = JSON.parse(JSON.stringify(app));
+    doc.spec.components.find((c) => c.name === "ledger").traits.find((t) => t.type === "mesh-access").properties = p;
+    const file = join(tmp, `mistake-${tmpN++}.yaml`);
+    writeFileSync(file, JSON.stringify(doc));
+    try {
+      execFileSync(bin, ["validate", file], { encoding: "utf8", stdio: "pipe" });
+      fail(`oam-authz validate refuses ${what} too`, "exit 0");
+    } catch (e) {
+      if (e.status === 1) ok(`oam-authz validate refuses ${what} too`);
+      else fail(`oam-authz validate refuses ${what} too`, `exit ${e.status}: ${e.stderr}`);
+    }
+  }
+  // The mesh-identity policy refuses the identity mistakes too.
+  const identity = base.identity;
+  for (const [what, mutate, want] of [
+    ["an issuer without a scheme", (i) => { i.providers[0].issuer = "example.okta.com"; }, "providers[0].issuer: 'example.okta.com' is not an https:// URL"],
+    ["a role naming an undefined provider", (i) => { i.roles[0].jwt.provider = "otka"; }, "roles[0].jwt.provider: provider 'otka' is not defined (defined: okta)"],
+    ["a malformed principal", (i) => { i.roles[0].principals = ["ns/"]; }, "roles[0].principals[0]: 'ns/': expected a component name"],
+    ["a duplicate provider name", (i) => { i.providers.push({ ...i.providers[0], issuer: "https://other.example.com" }); }, "duplicate provider name 'okta'"],
+  ]) {
+    const i = JSON.parse(JSON.stringify(identity));
+    mutate(i);
+    try {
+      await cueExport(`${policy}\n${context(app, "")}parameter: ${JSON.stringify(i)}\n`, "output");
+      fail(`kubevela mesh-identity refuses ${what}`, "rendered");
+    } catch (e) {
+      if (e.message.includes(want)) ok(`kubevela mesh-identity refuses ${what}`);
+      else fail(`kubevela mesh-identity refuses ${what}`, `refused, but without '${want}':\n${e.message}`);
+    }
+  }
+  // http:// on loopback, or anywhere with allowHttpIssuer, renders.
+  for (const [iss, allow] of [["http://127.0.0.1:8080/realms/test", false], ["http://keycloak:8080/realms/test", true]]) {
+    const p = clone();
+    p.identity.providers[0].issuer = iss;
+    if (allow) p.identity.providers[0].allowHttpIssuer = true;
+    try {
+      const out = await cueExport(`${trait}\n${context(app, "ledger")}parameter: ${JSON.stringify(p)}\n`, "outputs");
+      const prov = out.wasmplugin.spec.pluginConfig.providers[0];
+      if (prov.issuer === iss && (prov.allow_http_issuer ?? false) === allow) ok(`kubevela trait renders issuer ${iss}`);
+      else fail(`kubevela trait renders issuer ${iss}`, JSON.stringify(prov));
+    } catch (e) {
+      fail(`kubevela trait renders issuer ${iss}`, e.message);
+    }
+  }
+}
+
 const args = process.argv.slice(2);
 const roots = args.length ? args.map((a) => resolve(a)) : [join(repo, "examples"), join(repo, "istio")];
 selfTest();
@@ -454,6 +567,7 @@ for (const f of roots.flatMap((r) => walk(r, []))) checkFile(f);
 if (!args.length) {
   checkAmbientCompile(cliBinary());
   await checkKubeVela();
+  await checkKubeVelaRefusals(template("mesh-access-trait.yaml"), template("mesh-identity-policy.yaml"), cliBinary());
 }
 console.log(`schema-check: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -263,6 +263,7 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         "forward",
         "signature_backend",
         "peer_identity",
+        "allow_encoded_percent",
     ];
     let f = Fields::new(d, v, path, "PluginConfig", KNOWN)?;
     let schema_version = f.required(d, "schema_version").and_then(|v| {
@@ -305,6 +306,7 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
     let forward = f
         .opt("forward")
         .and_then(|v| forward(d, v, &f.at("forward")));
+    let allow_encoded_percent = f.flag(d, "allow_encoded_percent");
     Some(PluginConfig {
         schema_version: schema_version?,
         policy_version,
@@ -317,6 +319,7 @@ fn plugin_config(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Plu
         forward,
         signature_backend,
         peer_identity,
+        allow_encoded_percent,
     })
 }
 
@@ -332,6 +335,8 @@ fn provider(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Provider
         "clock_skew_seconds",
         "max_lifetime_seconds",
         "forward_token",
+        "audience_claim",
+        "allow_http_issuer",
     ];
     let f = Fields::new(d, v, path, "ProviderConfig", KNOWN)?;
     let name = f.string(d, "name");
@@ -351,6 +356,8 @@ fn provider(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Provider
     let clock_skew_seconds = f.opt_u64(d, "clock_skew_seconds");
     let max_lifetime_seconds = f.opt_u64(d, "max_lifetime_seconds");
     let forward_token = f.flag(d, "forward_token");
+    let audience_claim = f.opt_string(d, "audience_claim");
+    let allow_http_issuer = f.flag(d, "allow_http_issuer");
     Some(ProviderConfig {
         name: name?,
         issuer: issuer?,
@@ -362,6 +369,8 @@ fn provider(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Provider
         clock_skew_seconds,
         max_lifetime_seconds,
         forward_token,
+        audience_claim,
+        allow_http_issuer,
     })
 }
 
@@ -452,7 +461,14 @@ fn jwt_condition(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<Jwt
 }
 
 fn claim_condition(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<ClaimCondition> {
-    const KNOWN: &[&str] = &["claim", "equals", "one_of", "contains", "scope_contains"];
+    const KNOWN: &[&str] = &[
+        "claim",
+        "equals",
+        "one_of",
+        "contains",
+        "scope_contains",
+        "prefix",
+    ];
     let f = Fields::new(d, v, path, "ClaimCondition", KNOWN)?;
     let claim = f.string(d, "claim");
     Some(ClaimCondition {
@@ -467,6 +483,7 @@ fn claim_condition(d: &mut Diagnostics, v: &Value, path: &FieldPath) -> Option<C
         }),
         contains: f.opt("contains").cloned(),
         scope_contains: f.opt_string(d, "scope_contains"),
+        prefix: f.opt_string(d, "prefix"),
     })
 }
 

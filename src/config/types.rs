@@ -32,6 +32,10 @@ pub struct PluginConfig {
     /// Where the caller's SPIFFE identity comes from. Default `auto`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub peer_identity: PeerIdentitySource,
+    /// Accept `%25` followed by two hex digits in request paths (a literal
+    /// `%`); default false: refused as `path_not_canonical` (double encoding).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_encoded_percent: bool,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -100,6 +104,13 @@ pub struct ProviderConfig {
     /// Keep the token on the request sent upstream. Default false: it is removed.
     #[serde(default)]
     pub forward_token: bool,
+    /// The claim holding the audience. Default `aud`; Amazon Cognito access
+    /// tokens carry the app client id in `client_id` and have no `aud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_claim: Option<String>,
+    /// Accept an `http://` issuer on a non-loopback host (test environments).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http_issuer: bool,
 }
 
 /// A JWKS the filter fetches itself (docs/operations.md "Key management").
@@ -184,6 +195,10 @@ pub struct ClaimCondition {
     /// The claim is a space-delimited string (OAuth `scope`) holding this word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_contains: Option<String>,
+    /// The claim is a string starting with this text (GitLab subgroups:
+    /// `namespace_path` prefix `platform/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -64,19 +64,51 @@ fn holds(
 }
 
 /// Roles evaluated on demand: a request pays only for the roles named by the
-/// rules that cover it, however many roles the policy has.
+/// rules that cover it, however many roles the policy has. The first 64
+/// roles are remembered in two bit sets (no allocation per request).
 struct Held<'p> {
     policy: &'p Policy,
-    known: Vec<(usize, bool)>,
+    known: u64,
+    held: u64,
+    /// Roles past the 64th: (index, held).
+    more: Vec<(usize, bool)>,
 }
 
-impl Held<'_> {
+impl<'p> Held<'p> {
+    fn new(policy: &'p Policy) -> Self {
+        Held {
+            policy,
+            known: 0,
+            held: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn lookup(&self, i: usize) -> Option<bool> {
+        match u32::try_from(i).ok().filter(|i| *i < 64) {
+            Some(b) => (self.known >> b & 1 == 1).then_some(self.held >> b & 1 == 1),
+            None => self.more.iter().find(|(k, _)| *k == i).map(|(_, h)| *h),
+        }
+    }
+
+    fn record(&mut self, i: usize, h: bool) {
+        match u32::try_from(i).ok().filter(|i| *i < 64) {
+            Some(b) => {
+                self.known |= 1 << b;
+                if h {
+                    self.held |= 1 << b;
+                }
+            }
+            None => self.more.push((i, h)),
+        }
+    }
+
     fn get(&mut self, i: usize, identity: &Identity) -> bool {
-        if let Some((_, h)) = self.known.iter().find(|(k, _)| *k == i) {
-            return *h;
+        if let Some(h) = self.lookup(i) {
+            return h;
         }
         let h = holds(self.policy, i, identity, None);
-        self.known.push((i, h));
+        self.record(i, h);
         h
     }
 
@@ -89,11 +121,10 @@ impl Held<'_> {
 
     /// The held roles among those consulted, ascending.
     fn into_held(mut self) -> Vec<usize> {
-        self.known.sort_unstable();
-        self.known
-            .into_iter()
-            .filter_map(|(i, h)| h.then_some(i))
-            .collect()
+        let mut out: Vec<usize> = (0..64usize).filter(|b| self.held >> b & 1 == 1).collect();
+        self.more.sort_unstable();
+        out.extend(self.more.into_iter().filter_map(|(i, h)| h.then_some(i)));
+        out
     }
 }
 
@@ -116,7 +147,7 @@ fn trace_all(
     for i in 0..policy.roles.len() {
         let mut conditions = Vec::new();
         let h = holds(policy, i, identity, Some(&mut conditions));
-        held.known.push((i, h));
+        held.record(i, h);
         t.roles.push(RoleTrace {
             role: i,
             held: h,
@@ -143,10 +174,7 @@ pub fn authorize(
     let covering: Vec<(usize, &Rule)> = policy
         .covering_rules(op.method, &op.host, op.path)
         .collect();
-    let mut held = Held {
-        policy,
-        known: Vec::new(),
-    };
+    let mut held = Held::new(policy);
     if let Some(t) = trace {
         trace_all(policy, &identity, &covering, &mut held, t);
     }

@@ -32,7 +32,7 @@ pub fn decide(
     trace: Option<&mut Trace>,
 ) -> Decision {
     let peer = req.peer.and_then(|p| SpiffeId::parse(p).ok());
-    let op = match Operation::parse(req.method, req.path, req.host) {
+    let op = match Operation::parse(req.method, req.path, req.host, policy.path_options) {
         Ok(op) => op,
         Err(reason) => return refused(reason, Identity { peer, token: None }, None),
     };

@@ -3,9 +3,10 @@
 
 use crate::decision::Reason;
 use crate::host::SignatureBackend;
-use crate::pattern::hostname::normalize_host;
-use crate::pattern::path::canonical_path;
+use crate::pattern::hostname::normalized_host;
+use crate::pattern::path::{canonical_path_with, PathOptions};
 use crate::request::headers::Headers;
+use std::borrow::Cow;
 
 /// The facts the engine needs about one request.
 #[derive(Debug, Clone, Copy)]
@@ -30,18 +31,23 @@ pub struct Request<'a> {
 pub struct Operation<'a> {
     pub method: &'a str,
     /// Normalized host (see `pattern::hostname::normalize_host`).
-    pub host: String,
+    pub host: Cow<'a, str>,
     /// Canonical path without query.
     pub path: &'a str,
 }
 
 impl<'a> Operation<'a> {
     /// The operation of a raw request, or why it cannot be matched at all.
-    pub fn parse(method: &'a str, path: &'a str, host: &str) -> Result<Operation<'a>, Reason> {
-        let path = canonical_path(path).map_err(Reason::PathNotCanonical)?;
+    pub fn parse(
+        method: &'a str,
+        path: &'a str,
+        host: &'a str,
+        opts: PathOptions,
+    ) -> Result<Operation<'a>, Reason> {
+        let path = canonical_path_with(path, opts).map_err(Reason::PathNotCanonical)?;
         Ok(Operation {
             method,
-            host: normalize_host(host),
+            host: normalized_host(host),
             path,
         })
     }

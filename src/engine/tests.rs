@@ -7,6 +7,7 @@
 use super::*;
 use crate::config::Mode;
 use crate::engine::trace::{Condition, TokenCheck};
+use crate::jwt::TokenError;
 use crate::policy::Policy;
 use crate::request::headers::Headers;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -429,6 +430,21 @@ fn decision_table() {
         case("dot-dot", "GET", "/healthz/../debug/x", None).want("path_not_canonical", None),
         case("encoded dot", "GET", "/static/%2e%2e/debug/x", Some(ORDERS))
             .want("path_not_canonical", None),
+        // `/orders/{*}` would match; an upstream decoding twice sees /orders/internal
+        case(
+            "double-encoded escape",
+            "GET",
+            "/orders/%2569nternal",
+            Some(FRONTEND),
+        )
+        .want("path_not_canonical", None),
+        case(
+            "encoded percent before text",
+            "GET",
+            "/orders/100%25done",
+            Some(FRONTEND),
+        )
+        .want("role_granted", Some("orders-read")),
         case(
             "query ignored for matching",
             "GET",
@@ -458,6 +474,33 @@ fn decision_table() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+/// `allow_encoded_percent`: the opt-out for paths that really carry a
+/// literal `%` before hex digits; everything else stays refused.
+#[test]
+fn allow_encoded_percent_accepts_only_encoded_percent_signs() {
+    let mut cfg: Value =
+        serde_json::from_str(&policy_json(&fx().gitlab, &fx().okta, "enforce")).unwrap();
+    cfg["allow_encoded_percent"] = json!(true);
+    let policy = Policy::from_json(&cfg.to_string()).unwrap();
+    for (path, want) in [
+        ("/orders/100%2541", "role_granted"),
+        ("/orders/%2569nternal", "role_granted"),
+        ("/orders/%2Fx", "path_not_canonical"),
+        ("/orders/%61", "path_not_canonical"),
+    ] {
+        let d = run(&policy, &case("opt-out", "GET", path, Some(FRONTEND)));
+        assert_eq!(d.reason.code(), want, "{path}");
+    }
+    let strict = run(
+        &fx().policy,
+        &case("strict", "GET", "/orders/100%2541", Some(ORDERS)),
+    );
+    assert_eq!(
+        strict.reason,
+        Reason::PathNotCanonical(crate::pattern::path::PathError::DoubleEncoded)
     );
 }
 
@@ -583,4 +626,117 @@ fn audit_mode_compiles_and_keeps_the_decision() {
     assert_eq!(p.mode, Mode::Audit);
     let d = run(&p, &case("", "GET", "/debug/x", None));
     assert_eq!(d.reason.code(), "denied_by_rule");
+}
+
+/// Roles past the 64th are remembered apart from the first 64 (bit sets):
+/// both halves decide and report alike.
+#[test]
+fn many_roles_decide_and_report_in_order() {
+    let roles: Vec<Value> = (0..70)
+        .map(|i| json!({"name": format!("r{i}"), "principals": [format!("ns/n{i}/sa/s")]}))
+        .collect();
+    let cfg = json!({"schema_version": 1, "trust_domain": "cluster.local", "roles": roles,
+        "rules": [{"name": "low", "roles": ["r3"], "paths": ["/low"]},
+                  {"name": "high", "roles": ["r66", "r69"], "paths": ["/high"]}]})
+    .to_string();
+    let policy = Policy::from_json(&cfg).unwrap();
+    let headers = Headers::default();
+    let cases: [(&str, &str, &str, Vec<&str>); 3] = [
+        (
+            "/low",
+            "spiffe://cluster.local/ns/n3/sa/s",
+            "role_granted",
+            vec!["r3"],
+        ),
+        (
+            "/high",
+            "spiffe://cluster.local/ns/n69/sa/s",
+            "role_granted",
+            vec!["r69"],
+        ),
+        // Only the roles the covering rules name are consulted.
+        (
+            "/high",
+            "spiffe://cluster.local/ns/n3/sa/s",
+            "role_required",
+            vec![],
+        ),
+    ];
+    for (path, peer, want, held) in cases {
+        let req = Request {
+            method: "GET",
+            path,
+            host: "h",
+            headers: &headers,
+            peer: Some(peer),
+            now: NOW,
+            crypto: None,
+        };
+        let d = decide(&policy, &req, &mut TokenCache::disabled(), None);
+        assert_eq!(d.reason.code(), want, "{path} {peer}");
+        assert_eq!(policy.role_names(&d.roles), held, "{path} {peer}");
+    }
+}
+
+/// The behaviours docs/differences.md lists where the filter differs from
+/// Envoy's native jwt_authn and rbac filters, one assertion each.
+#[test]
+fn documented_differences_from_envoy_native_filters() {
+    // A SPIFFE ID with upper case or '_' in its namespace or service account
+    // is no identity: it holds no role, so a role-scoped deny rule does not
+    // apply to it (RBAC would match the string).
+    let cfg = json!({"schema_version": 1, "trust_domain": "cluster.local",
+        "roles": [{"name": "partner", "principals": ["spiffe://partner.example/*"]}],
+        "rules": [{"name": "no-partners", "effect": "deny", "roles": ["partner"], "paths": ["/x"]},
+                  {"name": "open", "public": true, "paths": ["/x"]}]});
+    let policy = Policy::from_json(&cfg.to_string()).unwrap();
+    let valid = run(&policy, &case("valid", "GET", "/x", Some(PARTNER)));
+    assert_eq!(valid.reason, Reason::DeniedByRule);
+    for odd in [
+        "spiffe://partner.example/ns/X/sa/y",
+        "spiffe://partner.example/ns/x/sa/y_1",
+    ] {
+        let d = run(&policy, &case("odd peer", "GET", "/x", Some(odd)));
+        assert_eq!(d.reason, Reason::PublicRule, "{odd}");
+        assert_eq!(d.identity.peer, None, "{odd}");
+    }
+    // `Authorization: Bearer` with nothing after it (Envoy trims the space)
+    // is a token that fails, not a missing one.
+    let empty = run(
+        &fx().policy,
+        &case("empty bearer", "GET", "/admin/x", None).header("authorization", "Bearer".into()),
+    );
+    assert!(
+        matches!(
+            empty.reason,
+            Reason::InvalidToken(TokenError::BadStructure { .. })
+        ),
+        "{:?}",
+        empty.reason
+    );
+    // The scheme is case-insensitive (RFC 7235); jwt_authn's prefix is not.
+    let admin = okta_token(json!({"groups": ["admins"]}));
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let d = run(
+            &fx().policy,
+            &case("scheme", "GET", "/admin/x", None)
+                .header("authorization", format!("{scheme} {admin}")),
+        );
+        assert_eq!(d.reason, Reason::RoleGranted, "{scheme}");
+    }
+    // A query-parameter token is taken as written, not percent-decoded.
+    let encoded = admin.replace('.', "%2E");
+    let path: &'static str = Box::leak(format!("/admin/x?access_token={encoded}").into_boxed_str());
+    let d = run(
+        &fx().policy,
+        &case("encoded query token", "GET", path, None),
+    );
+    assert!(
+        matches!(
+            d.reason,
+            Reason::InvalidToken(TokenError::BadStructure { .. })
+        ),
+        "{:?}",
+        d.reason
+    );
 }

@@ -49,11 +49,17 @@ impl Tally {
     }
 
     /// Queue one audit line; `true` when the queue should be written now.
+    #[cfg(test)]
     pub fn audit(&mut self, line: &str) -> bool {
+        self.audit_with(|out| out.push_str(line))
+    }
+
+    /// Queue one audit line written by `write` straight into the queue.
+    pub fn audit_with(&mut self, write: impl FnOnce(&mut String)) -> bool {
         if !self.audit.is_empty() {
             self.audit.push('\n');
         }
-        self.audit.push_str(line);
+        write(&mut self.audit);
         self.audit.len() >= MAX_PENDING_AUDIT_BYTES
     }
 

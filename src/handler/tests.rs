@@ -562,3 +562,81 @@ fn waypoint_identity_follows_the_policy_source() {
         assert_eq!(audit_events(&host)[0]["peer"], Value::Null, "{source:?}");
     }
 }
+
+/// Not a test: a native timing of the request path's parts, for profiling
+/// (`cargo test --release --lib handler::tests::profile -- --ignored --nocapture`;
+/// `OAM_PROFILE_STAGE=decide|audit|request` runs one part, e.g. under callgrind).
+#[test]
+#[ignore]
+fn profile() {
+    use std::time::Instant;
+    let n: u32 = std::env::var("OAM_PROFILE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let stage = std::env::var("OAM_PROFILE_STAGE").unwrap_or_default();
+    let on = |s: &str| stage.is_empty() || stage == s;
+    let (mut host, l) = loaded("enforce");
+    let tok = okta_token(json!({"groups": ["admins"]}));
+    let bearer = format!("Bearer {tok}");
+    request(
+        &mut host,
+        "GET",
+        "/admin/x",
+        Some(FRONTEND),
+        &[
+            ("authorization", &bearer),
+            ("user-agent", "curl/8"),
+            ("accept", "*/*"),
+        ],
+    );
+    let headers = host.request.request_headers();
+    let req = crate::engine::Request {
+        method: "GET",
+        path: "/admin/x",
+        host: "api.example.com",
+        headers: &headers,
+        peer: Some(FRONTEND),
+        now: NOW,
+        crypto: None,
+    };
+    let d = crate::engine::decide(&l.policy, &req, &mut l.cache.borrow_mut(), None);
+    if on("decide") {
+        let mut cache = l.cache.borrow_mut();
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(crate::engine::decide(&l.policy, &req, &mut cache, None));
+        }
+        println!(
+            "decide (mTLS + token, cache hit): {:?}/req",
+            t.elapsed() / n
+        );
+    }
+    if on("audit") {
+        let t = Instant::now();
+        let mut out = String::new();
+        for _ in 0..n {
+            out.clear();
+            let ev = crate::audit::event(
+                &l.policy,
+                &d,
+                NOW * 1000,
+                "req-1",
+                "GET",
+                "api.example.com",
+                "/admin/x",
+            );
+            crate::audit::write(&mut out, &ev);
+            std::hint::black_box(&out);
+        }
+        println!("audit event + line: {:?}/req", t.elapsed() / n);
+    }
+    if on("request") {
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(on_request_headers(&mut host, &l));
+            host.request.sent = None;
+        }
+        println!("on_request_headers (fake host): {:?}/req", t.elapsed() / n);
+    }
+}

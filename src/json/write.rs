@@ -5,29 +5,40 @@
 use super::Value;
 use std::fmt::Write as _;
 
-/// `s` as a JSON string literal, quotes included.
+/// `s` as a JSON string literal, quotes included. Runs that need no escape
+/// (everything but `"`, `\\` and control characters; UTF-8 bytes are all
+/// >= 0x80) are copied whole.
 pub fn string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let esc = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if (c as u32) < 0x20 => "",
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
             _ => continue,
         };
         out.push_str(s.get(start..i).unwrap_or_default());
         if esc.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(
+                HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+            ));
+            out.push(char::from(
+                HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+            ));
         } else {
             out.push_str(esc);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
@@ -105,6 +116,26 @@ fn float(out: &mut String, f: f64) {
     }
 }
 
+/// An unsigned integer in decimal.
+pub fn u64(out: &mut String, v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || i == 0 {
+            break;
+        }
+    }
+    for d in buf.get(i..).unwrap_or_default() {
+        out.push(char::from(*d));
+    }
+}
+
 /// A scalar as a plain string: strings as they are, numbers and booleans
 /// written as JSON (for claim values forwarded in headers).
 pub fn scalar_text(v: &Value) -> Option<String> {
@@ -153,17 +184,6 @@ impl<'o> Object<'o> {
         self
     }
 
-    /// `null` when absent.
-    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
-        match v {
-            Some(v) => self.str(k, v),
-            None => {
-                self.key(k).push_str("null");
-                self
-            }
-        }
-    }
-
     /// Left out when absent.
     pub fn some_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         if let Some(v) = v {
@@ -174,19 +194,6 @@ impl<'o> Object<'o> {
 
     pub fn u64(&mut self, k: &str, v: u64) -> &mut Self {
         let _ = write!(self.key(k), "{v}");
-        self
-    }
-
-    pub fn strs<'s>(&mut self, k: &str, v: impl IntoIterator<Item = &'s str>) -> &mut Self {
-        let out = self.key(k);
-        out.push('[');
-        for (i, s) in v.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            string(out, s);
-        }
-        out.push(']');
         self
     }
 
@@ -237,12 +244,16 @@ mod tests {
         let mut s = String::new();
         Object::new(&mut s)
             .str("z", "1")
-            .opt_str("n", None)
             .some_str("gone", None)
+            .some_str("here", Some("x"))
             .u64("u", 7)
-            .strs("l", ["a", "b"])
             .end();
-        assert_eq!(s, r#"{"z":"1","n":null,"u":7,"l":["a","b"]}"#);
+        assert_eq!(s, r#"{"z":"1","here":"x","u":7}"#);
+        let mut n = String::new();
+        u64(&mut n, 0);
+        n.push(' ');
+        u64(&mut n, u64::MAX);
+        assert_eq!(n, "0 18446744073709551615");
         assert_eq!(scalar_text(&json!(3)), Some("3".into()));
         assert_eq!(scalar_text(&json!(true)), Some("true".into()));
         assert_eq!(scalar_text(&json!([1])), None);

@@ -18,10 +18,15 @@ use crate::error::{Diagnostic, FieldPath, Message, Naming, Problem};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// Longest `kid` we store or look up. Longer ones cannot match anything.
 pub const MAX_KID_LEN: usize = 256;
+
+/// Most keys a token without `kid` is tried against, in key-set order (as
+/// Envoy's jwt_authn and most libraries do, but bounded: every garbage token
+/// costs at most this many signature checks). Key sets mid-rotation publish
+/// two or three keys per algorithm; see docs/security.md "Tokens without kid".
+pub const MAX_KIDLESS_KEYS: usize = 4;
 
 /// JWK members that only a private key has. Their presence in a policy that is
 /// shipped to every sidecar is a leaked secret, so it is refused.
@@ -80,7 +85,6 @@ impl Key {
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: Vec<Key>,
-    by_kid: BTreeMap<String, usize>,
     /// Keys skipped while parsing: (path, why), the path relative to the
     /// set as given to the parser (`.keys[2]`).
     skipped: Vec<(String, String)>,
@@ -91,7 +95,8 @@ pub struct KeySet {
 pub enum KeyLookupError {
     /// The token's `kid` is not in the set.
     UnknownKid,
-    /// The token has no `kid` and not exactly one key can verify its `alg`.
+    /// The token has no `kid` and no key, or more than [`MAX_KIDLESS_KEYS`]
+    /// keys, can verify its `alg`.
     NoUniqueKey { candidates: usize },
     /// The key named by `kid` exists but may not verify this `alg`.
     AlgMismatch,
@@ -123,20 +128,36 @@ impl KeySet {
         self.keys.iter().any(|k| k.allows(alg))
     }
 
-    /// Pick the key for a token. With a `kid`, the lookup is exact and the key
-    /// must allow `alg`. Without one, we do not try keys in turn (that makes
-    /// every garbage token cost N signature checks); we use the only key that
-    /// can verify `alg`, or give up.
+    /// The keys to try for a token, in order. With a `kid`: the one key of
+    /// that `kid` (exact lookup), which must allow `alg`. Without: every key
+    /// that can verify `alg`, if there are 1 to [`MAX_KIDLESS_KEYS`] of them.
+    pub fn candidates(&self, kid: Option<&str>, alg: Alg) -> Result<Vec<&Key>, KeyLookupError> {
+        if kid.is_some() {
+            return self.find(kid, alg).map(|k| vec![k]);
+        }
+        let keys: Vec<&Key> = self.keys.iter().filter(|k| k.allows(alg)).collect();
+        if keys.is_empty() || keys.len() > MAX_KIDLESS_KEYS {
+            return Err(KeyLookupError::NoUniqueKey {
+                candidates: keys.len(),
+            });
+        }
+        Ok(keys)
+    }
+
+    /// The key for a token: with a `kid`, exact lookup, and the key must
+    /// allow `alg`; without one, the only key that can verify `alg`.
     pub fn find(&self, kid: Option<&str>, alg: Alg) -> Result<&Key, KeyLookupError> {
         match kid {
             Some(kid) => {
                 if kid.len() > MAX_KID_LEN {
                     return Err(KeyLookupError::UnknownKid);
                 }
+                // A scan, not a map: a set holds a few keys (the fetched
+                // document is size-capped), and a map costs the module bytes.
                 let key = self
-                    .by_kid
-                    .get(kid)
-                    .and_then(|&i| self.keys.get(i))
+                    .keys
+                    .iter()
+                    .find(|k| k.kid.as_deref() == Some(kid))
                     .ok_or(KeyLookupError::UnknownKid)?;
                 if !key.allows(alg) {
                     return Err(KeyLookupError::AlgMismatch);
@@ -221,10 +242,9 @@ fn parse_jwks_mode(
         match parsed {
             Parsed::Usable(key) => {
                 if let Some(kid) = &key.kid {
-                    if set.by_kid.contains_key(kid) {
+                    if set.keys.iter().any(|k| k.kid.as_ref() == Some(kid)) {
                         return Err(err(format!("{kpath}.kid"), Problem::duplicate(kid)));
                     }
-                    set.by_kid.insert(kid.clone(), set.keys.len());
                 }
                 set.keys.push(key);
             }
@@ -808,6 +828,29 @@ pub(crate) mod tests {
         assert_eq!(
             set.find(None, Alg::EdDSA).unwrap_err(),
             KeyLookupError::NoUniqueKey { candidates: 2 }
+        );
+        // Without kid, up to MAX_KIDLESS_KEYS keys are tried, in set order.
+        let got: Vec<Option<&str>> = set
+            .candidates(None, Alg::EdDSA)
+            .unwrap()
+            .iter()
+            .map(|k| k.kid())
+            .collect();
+        assert_eq!(got, vec![Some("a"), None]);
+        assert_eq!(set.candidates(Some("a"), Alg::EdDSA).unwrap().len(), 1);
+        assert_eq!(
+            set.candidates(None, Alg::ES256).unwrap_err(),
+            KeyLookupError::NoUniqueKey { candidates: 0 }
+        );
+        let many: Vec<Value> = (0..=MAX_KIDLESS_KEYS)
+            .map(|i| ed_jwk(&Ed25519KeyPair::generate(), Some(&format!("k{i}"))))
+            .collect();
+        let big = parse_jwks(&json!({ "keys": many }), &[Alg::EdDSA], "p").unwrap();
+        assert_eq!(
+            big.candidates(None, Alg::EdDSA).unwrap_err(),
+            KeyLookupError::NoUniqueKey {
+                candidates: MAX_KIDLESS_KEYS + 1
+            }
         );
         assert_eq!(
             set.find(Some(&"a".repeat(300)), Alg::EdDSA).unwrap_err(),

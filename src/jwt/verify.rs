@@ -13,7 +13,7 @@
 //! never consulted because it has panicked inside Envoy before.
 
 use super::alg::{Alg, AlgRejection};
-use super::jwks::{Key, KeyLookupError, KeySet};
+use super::jwks::{Key, KeyLookupError, KeySet, MAX_KIDLESS_KEYS};
 use super::native::{host_hash, host_signature};
 use crate::host::SignatureBackend;
 use crate::json::clip;
@@ -25,8 +25,11 @@ use std::fmt;
 
 /// Longest compact token we look at. Real access tokens are 0.5–4 KiB.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
-/// Longest base64url header segment.
-pub const MAX_HEADER_SEGMENT: usize = 1024;
+/// Longest base64url header segment: 8 KiB (jwt-simple's own limit), room
+/// for an `x5c` chain of two certificates (about 3 KiB each once encoded
+/// twice). `x5c` is never used to verify (keys come only from the policy);
+/// it only must not get a valid token refused. docs/security.md "Size caps".
+pub const MAX_HEADER_SEGMENT: usize = 8 * 1024;
 /// Largest decoded claim set.
 pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024;
 /// Longest base64url payload segment: `MAX_PAYLOAD_BYTES` encoded without padding.
@@ -90,7 +93,7 @@ pub enum TokenError {
     AlgKeyMismatch { alg: Alg, kid: String },
     /// The token's `kid` is not in the key set.
     UnknownKid { kid: String },
-    /// No `kid`, and not exactly one key can verify the `alg`.
+    /// No `kid`, and no key or more than `MAX_KIDLESS_KEYS` keys can verify the `alg`.
     NoUniqueKey { alg: Alg, candidates: usize },
     /// Signature length is wrong for the key/algorithm.
     SignatureLength { expected: usize, found: usize },
@@ -114,8 +117,8 @@ pub enum TokenError {
     IssuerMissing,
     /// `iss` is not a string or differs from the provider's issuer.
     IssuerMismatch { found: String },
-    /// No `aud` claim.
-    AudienceMissing,
+    /// No audience claim (`aud`, or the provider's `audience_claim`).
+    AudienceMissing { claim: String },
     /// `aud` has no entry equal to a configured audience.
     AudienceMismatch,
     /// `aud` is neither a string nor an array of strings.
@@ -172,7 +175,7 @@ impl TokenError {
             TokenError::LifetimeTooLong { .. } => "token_lifetime_too_long",
             TokenError::MissingClaim(_) | TokenError::ClaimNotInteger(_) => "token_missing_claim",
             TokenError::IssuerMissing | TokenError::IssuerMismatch { .. } => "token_issuer_unknown",
-            TokenError::AudienceMissing
+            TokenError::AudienceMissing { .. }
             | TokenError::AudienceMismatch
             | TokenError::AudienceInvalid => "token_audience_mismatch",
             TokenError::KeysUnavailable => "jwks_unavailable",
@@ -209,8 +212,11 @@ impl fmt::Display for TokenError {
             TokenError::UnknownKid { kid } => {
                 write!(f, "kid {:?} is not in the provider's key set", clip(kid))
             }
+            TokenError::NoUniqueKey { alg, candidates: 0 } => {
+                write!(f, "token has no kid and no key can verify {alg}")
+            }
             TokenError::NoUniqueKey { alg, candidates } => {
-                write!(f, "token has no kid and {candidates} keys could verify {alg}; exactly one is needed")
+                write!(f, "token has no kid and {candidates} keys could verify {alg}; without a kid at most {MAX_KIDLESS_KEYS} are tried")
             }
             TokenError::SignatureLength { expected, found } => {
                 write!(f, "signature is {found} bytes, expected {expected}")
@@ -235,12 +241,12 @@ impl fmt::Display for TokenError {
             TokenError::IssuerMismatch { found } => {
                 write!(f, "issuer {:?} is not this provider's issuer", clip(found))
             }
-            TokenError::AudienceMissing => write!(f, "no 'aud' claim"),
+            TokenError::AudienceMissing { claim } => write!(f, "no '{claim}' claim"),
             TokenError::AudienceMismatch => {
-                write!(f, "'aud' matches none of the configured audiences")
+                write!(f, "the audience matches none of the configured audiences")
             }
             TokenError::AudienceInvalid => {
-                write!(f, "'aud' must be a string or an array of strings")
+                write!(f, "the audience claim must be a string or an array of strings")
             }
             TokenError::ClockOutOfRange { now } => write!(f, "host time {now} is out of range"),
             TokenError::KeysUnavailable => write!(
@@ -258,6 +264,8 @@ impl std::error::Error for TokenError {}
 pub struct Requirements<'a> {
     pub issuer: &'a str,
     pub audiences: &'a [String],
+    /// The claim compared with `audiences`: `aud`, or e.g. `client_id`.
+    pub audience_claim: &'a str,
     pub algorithms: &'a [Alg],
     pub keys: &'a KeySet,
     pub clock_skew: u64,
@@ -426,15 +434,21 @@ pub(crate) fn issuer_of(claims: &Map<String, Value>) -> Result<&str, TokenError>
         None => Err(TokenError::IssuerMissing),
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(TokenError::IssuerMismatch {
-            found: clip(&other.to_string()),
+            found: clip(&crate::json::write::to_text(other)),
         }),
     }
 }
 
-fn check_audience(claims: &Map<String, Value>, audiences: &[String]) -> Result<(), TokenError> {
+fn check_audience(
+    claims: &Map<String, Value>,
+    claim: &str,
+    audiences: &[String],
+) -> Result<(), TokenError> {
     let wanted = |a: &str| audiences.iter().any(|w| w == a);
-    match claims.get("aud") {
-        None => Err(TokenError::AudienceMissing),
+    match claims.get(claim) {
+        None => Err(TokenError::AudienceMissing {
+            claim: claim.to_string(),
+        }),
         Some(Value::String(a)) if wanted(a) => Ok(()),
         Some(Value::String(_)) => Err(TokenError::AudienceMismatch),
         Some(Value::Array(list)) => {
@@ -503,6 +517,66 @@ fn optional_string<'c>(
     }
 }
 
+/// What the claims of a token must satisfy (the claim part of [`Requirements`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRules<'a> {
+    pub issuer: &'a str,
+    pub audiences: &'a [String],
+    /// The claim compared with `audiences` (`aud` unless configured).
+    pub audience_claim: &'a str,
+    pub clock_skew: u64,
+    pub max_lifetime: u64,
+}
+
+impl<'a> ClaimRules<'a> {
+    fn of(req: &Requirements<'a>) -> ClaimRules<'a> {
+        ClaimRules {
+            issuer: req.issuer,
+            audiences: req.audiences,
+            audience_claim: req.audience_claim,
+            clock_skew: req.clock_skew,
+            max_lifetime: req.max_lifetime,
+        }
+    }
+}
+
+/// The registered claims [`check_claims`] accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedClaims {
+    pub issuer: String,
+    pub subject: Option<String>,
+    pub expires_at: u64,
+}
+
+/// Step 4 of [`verify_compact`] on a decoded claim set: `iss`, `aud`, the
+/// times and lifetime, the string-typed registered claims, the clock range.
+/// `oam-authz diff` runs it on its example claims (which have no signature).
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    rules: &ClaimRules<'_>,
+    now: u64,
+) -> Result<CheckedClaims, TokenError> {
+    let issuer = issuer_of(claims)?.to_owned();
+    if issuer != rules.issuer {
+        return Err(TokenError::IssuerMismatch {
+            found: clip(&issuer),
+        });
+    }
+    check_audience(claims, rules.audience_claim, rules.audiences)?;
+    let exp = check_times(claims, now, rules.clock_skew, rules.max_lifetime)?;
+    let subject = optional_string(claims, "sub")?.map(str::to_owned);
+    optional_string(claims, "jti")?;
+    optional_string(claims, "nonce")?;
+    if now > MAX_NOW {
+        return Err(TokenError::ClockOutOfRange { now });
+    }
+    Ok(CheckedClaims {
+        issuer,
+        subject,
+        expires_at: exp,
+    })
+}
+
 #[cfg(any(not(target_arch = "wasm32"), feature = "wasm-crypto"))]
 fn map_library_error(err: &jwt_simple::Error, exp: u64, now: u64) -> TokenError {
     use jwt_simple::JWTError;
@@ -541,8 +615,8 @@ pub fn verify_compact(
     let header = decode_object(Segment::Header, parts.header)?;
     let (alg, kid) = check_header(&header, req.algorithms)?;
 
-    // 3. Key selection: exact kid, or the single key able to verify alg.
-    let key = req.keys.find(kid, alg).map_err(|e| match e {
+    // 3. Key selection: exact kid, or (no kid) the few keys able to verify alg.
+    let keys = req.keys.candidates(kid, alg).map_err(|e| match e {
         KeyLookupError::UnknownKid => TokenError::UnknownKid {
             kid: clip(kid.unwrap_or_default()),
         },
@@ -555,80 +629,79 @@ pub fn verify_compact(
 
     // 4. Claims, strictly parsed.
     let claims = decode_object(Segment::Payload, parts.payload)?;
-    let issuer = issuer_of(&claims)?.to_owned();
-    if issuer != req.issuer {
-        return Err(TokenError::IssuerMismatch {
-            found: clip(&issuer),
-        });
-    }
-    check_audience(&claims, req.audiences)?;
-    let exp = check_times(&claims, now, req.clock_skew, req.max_lifetime)?;
-    let subject = optional_string(&claims, "sub")?.map(str::to_owned);
-    optional_string(&claims, "jti")?;
-    optional_string(&claims, "nonce")?;
-    if now > MAX_NOW {
-        return Err(TokenError::ClockOutOfRange { now });
-    }
+    let checked = check_claims(&claims, &ClaimRules::of(req), now)?;
+    let (issuer, subject, exp) = (checked.issuer, checked.subject, checked.expires_at);
 
-    // 5. Signature length for this key, then the signature itself.
-    let signature = b64(Segment::Signature, parts.signature)?;
-    let expected = alg.fixed_signature_len().unwrap_or(key.signature_len());
-    if signature.len() != expected {
-        return Err(TokenError::SignatureLength {
-            expected,
-            found: signature.len(),
-        });
-    }
-    let verified = |claims| VerifiedToken {
-        issuer: issuer.clone(),
-        subject: subject.clone(),
+    // 5. Signature length for the key, then the signature itself; without
+    // a kid, each candidate in turn until one verifies.
+    let signed = Signed {
+        token,
+        signing_input: token
+            .get(..parts.header.len() + 1 + parts.payload.len())
+            .unwrap_or_default(),
+        signature: b64(Segment::Signature, parts.signature)?,
+    };
+    let verified = VerifiedToken {
+        issuer,
+        subject,
         expires_at: exp,
         claims,
     };
-    let text = token
-        .get(..parts.header.len() + 1 + parts.payload.len())
-        .unwrap_or_default();
-    verify_signature(key, alg, &signature, text, token, req, (now, exp))?;
-    Ok(verified(claims))
+    let mut refusal = None;
+    for key in keys {
+        match verify_signature(&signed, alg, key, req, now, exp) {
+            Ok(()) => return Ok(verified),
+            Err(e @ (TokenError::BadSignature | TokenError::SignatureLength { .. })) => {
+                refusal.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(refusal.unwrap_or(TokenError::BadSignature))
+}
+
+/// A token, the text its signature covers, and the decoded signature.
+struct Signed<'t> {
+    token: &'t str,
+    signing_input: &'t str,
+    signature: Vec<u8>,
 }
 
 /// The host's verdict on an RSA/ECDSA signature: `None` when it has no
 /// verifier or could not run it.
-fn host_verdict(
-    key: &Key,
-    alg: Alg,
-    signature: &[u8],
-    text: &str,
-    req: &Requirements<'_>,
-) -> Option<bool> {
+fn host_verdict(key: &Key, alg: Alg, signed: &Signed<'_>, req: &Requirements<'_>) -> Option<bool> {
     let (backend, hash, der) = (req.backend?, host_hash(alg)?, key.spki_der()?);
-    let sig = host_signature(alg, signature)?;
-    backend.verify(hash, der, &sig, text.as_bytes())
+    let sig = host_signature(alg, &signed.signature)?;
+    backend.verify(hash, der, &sig, signed.signing_input.as_bytes())
 }
 
-/// The signature over `text` (header.payload): Ed25519 in wasm; RSA and
+/// The signature with one key, after its length: Ed25519 in wasm; RSA and
 /// ECDSA by the host, else by the software verifier where this build has
 /// one. Every claim check is ours and already done.
 fn verify_signature(
-    key: &Key,
+    signed: &Signed<'_>,
     alg: Alg,
-    signature: &[u8],
-    text: &str,
-    token: &str,
+    key: &Key,
     req: &Requirements<'_>,
-    (now, exp): (u64, u64),
+    now: u64,
+    exp: u64,
 ) -> Result<(), TokenError> {
+    let found = signed.signature.len();
+    let expected = alg.fixed_signature_len().unwrap_or(key.signature_len());
+    if found != expected {
+        return Err(TokenError::SignatureLength { expected, found });
+    }
     if let Some(pk) = key.ed25519() {
-        let sig = ed25519_compact::Signature::from_slice(signature)
+        let sig = ed25519_compact::Signature::from_slice(&signed.signature)
             .map_err(|_| TokenError::BadSignature)?;
         return pk
-            .verify(text.as_bytes(), &sig)
+            .verify(signed.signing_input.as_bytes(), &sig)
             .map_err(|_| TokenError::BadSignature);
     }
-    match host_verdict(key, alg, signature, text, req) {
+    match host_verdict(key, alg, signed, req) {
         Some(true) => Ok(()),
         Some(false) => Err(TokenError::BadSignature),
-        None => software_verify(key, alg, token, req, now, exp),
+        None => software_verify(key, alg, signed.token, req, now, exp),
     }
 }
 
@@ -670,7 +743,9 @@ fn software_verify(
         artificial_time: Some(UnixTimeStamp::from_secs(now)),
         time_tolerance: Some(Duration::from_secs(req.clock_skew)),
         allowed_issuers: Some(HashSet::from([req.issuer.to_owned()])),
-        allowed_audiences: Some(req.audiences.iter().cloned().collect()),
+        // jwt-simple knows only `aud`; another audience claim was checked above.
+        allowed_audiences: (req.audience_claim == "aud")
+            .then(|| req.audiences.iter().cloned().collect()),
         max_token_length: Some(MAX_TOKEN_LEN),
         max_header_length: Some(MAX_HEADER_SEGMENT),
         ..VerificationOptions::default()
@@ -736,7 +811,9 @@ mod code_tests {
             TokenError::IssuerMismatch {
                 found: String::new(),
             },
-            TokenError::AudienceMissing,
+            TokenError::AudienceMissing {
+                claim: String::new(),
+            },
             TokenError::AudienceMismatch,
             TokenError::AudienceInvalid,
             TokenError::ClockOutOfRange { now: 0 },
@@ -768,7 +845,7 @@ mod code_tests {
                 | TokenError::ClaimNotInteger(_)
                 | TokenError::IssuerMissing
                 | TokenError::IssuerMismatch { .. }
-                | TokenError::AudienceMissing
+                | TokenError::AudienceMissing { .. }
                 | TokenError::AudienceMismatch
                 | TokenError::AudienceInvalid
                 | TokenError::ClockOutOfRange { .. }

@@ -77,6 +77,7 @@ struct SourceMetrics {
     fetch_success: Option<u32>,
     fetch_failure: Option<u32>,
     unknown_kid_refetch: Option<u32>,
+    keys_skipped: Option<u32>,
     keys_loaded: Option<u32>,
     key_set_age: Option<u32>,
 }
@@ -134,6 +135,7 @@ impl KeyManager {
                 fetch_success: host.define_counter(&metric("fetch_success")),
                 fetch_failure: host.define_counter(&metric("fetch_failure")),
                 unknown_kid_refetch: host.define_counter(&metric("unknown_kid_refetch")),
+                keys_skipped: host.define_counter(&metric("keys_skipped")),
                 keys_loaded: host.define_gauge(&metric("keys_loaded")),
                 key_set_age: host.define_gauge(&metric("key_set_age_seconds")),
             };
@@ -415,6 +417,11 @@ fn report<H: KeyHost>(
                 host.add_counter(id, 1);
             }
             if after.version != before.version {
+                // Once per new version: one bad key at the IdP is skipped,
+                // logged (by the caller) and counted, never an outage.
+                if let (Some(id), Some(n)) = (s.metrics.keys_skipped, skipped) {
+                    host.add_counter(id, n as u64);
+                }
                 let usable = match &s.parsed {
                     Some((v, set)) if *v == after.version => set.len(),
                     _ => 0,

@@ -143,6 +143,116 @@ pub fn unreachable_rules(
     }
 }
 
+/// Do two optional lists (absent = any) share a value?
+fn lists_overlap<T>(
+    a: &Option<Vec<T>>,
+    b: &Option<Vec<T>>,
+    overlap: impl Fn(&T, &T) -> bool,
+) -> bool {
+    match (a, b) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => a.iter().any(|x| b.iter().any(|y| overlap(x, y))),
+    }
+}
+
+fn hosts_overlap(a: &HostPattern, b: &HostPattern) -> bool {
+    host_covers(a, b) || host_covers(b, a)
+}
+
+/// The paths `P` and `P/` a deny pattern `P/{**}` leaves open (`{**}` is
+/// one or more segments), when `P` is literal.
+fn rest_gaps(pattern: &PathPattern) -> Vec<String> {
+    let PathPattern::Template(segs) = pattern else {
+        return Vec::new();
+    };
+    let Some((Seg::Rest, lits)) = segs.split_last() else {
+        return Vec::new();
+    };
+    let mut base = String::new();
+    for seg in lits {
+        match seg {
+            Seg::Lit(l) => {
+                base.push('/');
+                base.push_str(l);
+            }
+            _ => return Vec::new(),
+        }
+    }
+    if base.is_empty() {
+        return vec!["/".to_string()];
+    }
+    let slash = format!("{base}/");
+    vec![base, slash]
+}
+
+fn rule_matches_path(r: &Rule, path: &str) -> bool {
+    r.paths
+        .as_ref()
+        .is_none_or(|ps| ps.iter().any(|p| p.matches(path)))
+}
+
+/// Warn when a deny rule `P/{**}` leaves `P` and `P/` to an allow rule:
+/// `deny /orders/internal/{**}` with `allow /orders/*` lets
+/// `/orders/internal/` through (as Istio's `/orders/internal/*` would).
+pub fn deny_gaps(policy: &Policy, paths: &PathMap, scope: &Scope, findings: &mut Vec<Finding>) {
+    let rules = &policy.rules;
+    for (dx, deny) in rules.iter().enumerate() {
+        if deny.effect != Effect::Deny {
+            continue;
+        }
+        for (pi, pattern) in deny.paths.iter().flatten().enumerate() {
+            let open: Vec<String> = rest_gaps(pattern)
+                .into_iter()
+                .filter(|gap| {
+                    // Denied anyway by a deny rule at least as wide here?
+                    !rules.iter().any(|o| {
+                        o.effect == Effect::Deny
+                            && rule_matches_path(o, gap)
+                            && subjects_cover(&o.subjects, &deny.subjects)
+                            && list_covers(&o.methods, &deny.methods, |a, b| a == b)
+                            && list_covers(&o.hosts, &deny.hosts, host_covers)
+                    })
+                })
+                .collect();
+            let allowed: Vec<(usize, &Rule, Vec<&String>)> = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| {
+                    a.effect == Effect::Allow
+                        && lists_overlap(&a.methods, &deny.methods, |x, y| x == y)
+                        && lists_overlap(&a.hosts, &deny.hosts, hosts_overlap)
+                })
+                .map(|(ax, a)| {
+                    (
+                        ax,
+                        a,
+                        open.iter().filter(|g| rule_matches_path(a, g)).collect(),
+                    )
+                })
+                .filter(|(_, _, gaps): &(usize, &Rule, Vec<&String>)| !gaps.is_empty())
+                .collect();
+            let Some((ax, allow, gaps)) = allowed.first() else {
+                continue;
+            };
+            let quoted: Vec<String> = gaps.iter().map(|g| format!("'{g}'")).collect();
+            let base = paths.rules.get(dx).cloned().unwrap_or_default();
+            findings.push(Finding::warning(
+                scope.clone(),
+                format!("{base}.paths[{pi}]"),
+                format!(
+                    "deny rule '{}' path '{pattern}' matches only below its prefix ('{{**}}' is one or more segments), not {}; allow rule '{}' (rules[{ax}]) allows {}; add {} to the deny rule's paths if {} must be denied too",
+                    deny.name,
+                    quoted.join(" or "),
+                    allow.name,
+                    if gaps.len() == 1 { "it" } else { "them" },
+                    quoted.join(" and "),
+                    if gaps.len() == 1 { "it" } else { "they" },
+                ),
+            ));
+        }
+    }
+}
+
 /// The components of `app` that run as principal `p` (written as a
 /// component name or a pattern naming one workload of the app's namespace).
 fn sharing<'a>(app: &'a Application, p: &str, domains: &[String]) -> Vec<&'a Component> {

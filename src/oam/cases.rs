@@ -6,7 +6,7 @@
 //! cases:
 //!   - name: frontend lists orders
 //!     component: orders
-//!     principal: frontend     # a component name or spiffe://…
+//!     principal: frontend     # a component name, ns/<ns>/sa/<sa> or spiffe://…
 //!     claims: {iss: https://example.okta.com, groups: [shop-admins]}
 //!     provider: okta          # optional, chosen by 'iss' otherwise
 //!     method: GET
@@ -18,6 +18,7 @@
 use super::compile::CompiledComponent;
 use super::evaluate::{evaluate, Input};
 use super::load::{strict, Application};
+use super::position::{positions, Pos, Positions};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -27,6 +28,16 @@ pub struct CaseFile {
     #[serde(default)]
     pub now: Option<u64>,
     pub cases: Vec<Case>,
+    /// Where each case starts in the file.
+    #[serde(skip)]
+    positions: Positions,
+}
+
+impl CaseFile {
+    /// Line and column of `cases[i]`.
+    pub fn position(&self, i: usize) -> Option<Pos> {
+        self.positions.find(&format!("cases[{i}]"))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,11 +86,45 @@ pub struct Expect {
     pub rule: Option<String>,
 }
 
-/// Parse a cases file; errors name the field path.
+/// Parse a cases file; errors name the field path (and line). A file
+/// without cases is refused: a suite that tests nothing must not pass.
 pub fn parse(text: &str) -> Result<CaseFile, String> {
     let value: Value = serde_norway::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    strict::<CaseFile>(&value, "")
-        .map_err(|(path, msg)| format!("{}: {msg}", path.trim_start_matches('.')))
+    let pos = positions(text).into_iter().next().unwrap_or_default();
+    let mut file = strict::<CaseFile>(&value, "").map_err(|(path, msg)| {
+        let path = path.trim_start_matches('.');
+        match pos.find(path) {
+            Some(p) => format!("{}:{}: {path}: {msg}", p.line, p.column),
+            None => format!("{path}: {msg}"),
+        }
+    })?;
+    if file.cases.is_empty() {
+        return Err("cases: the file has no cases: a suite that tests nothing cannot pass".into());
+    }
+    file.positions = pos;
+    Ok(file)
+}
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// The decision differs from `expect`.
+    Fail(String),
+    /// The case cannot be run as written (unknown component or provider, a
+    /// principal that is not one identity, token and claims both given).
+    Error(String),
+}
+
+/// One case's result.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// `cases[i]`, its index in its file.
+    pub index: usize,
+    pub name: String,
+    pub component: String,
+    pub pos: Option<Pos>,
+    pub outcome: Outcome,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +132,30 @@ pub struct Report {
     pub lines: Vec<String>,
     pub passed: usize,
     pub failed: usize,
+    /// Cases that could not be run (`Outcome::Error`).
+    pub errors: usize,
+    pub results: Vec<CaseResult>,
+    /// What each evaluated case went through, for `test --coverage`.
+    pub evaluated: Vec<Evaluated>,
+}
+
+/// One case's decision and trace (cases that could not be evaluated have none).
+#[derive(Debug)]
+pub struct Evaluated {
+    /// Index into the case file's `cases`.
+    pub case: usize,
+    pub component: String,
+    pub outcome: super::evaluate::Outcome,
+}
+
+impl Evaluated {
+    fn of(case: usize, c: &CompiledComponent, outcome: super::evaluate::Outcome) -> Evaluated {
+        Evaluated {
+            case,
+            component: c.component.clone(),
+            outcome,
+        }
+    }
 }
 
 /// Run every case; `now` is the fallback clock.
@@ -98,25 +167,57 @@ pub fn run(
     now: u64,
     jwks: Option<&Value>,
 ) -> Report {
+    run_selected(app, compiled, file, now, jwks, &|_, _| true)
+}
+
+/// As [`run`], for the cases `select(index, case)` keeps (`test --run`).
+pub fn run_selected(
+    app: &Application,
+    compiled: &[CompiledComponent],
+    file: &CaseFile,
+    now: u64,
+    jwks: Option<&Value>,
+    select: &dyn Fn(usize, &Case) -> bool,
+) -> Report {
     let mut report = Report::default();
     for (i, case) in file.cases.iter().enumerate() {
+        if !select(i, case) {
+            continue;
+        }
         let label = format!("cases[{i}] {}", case.name);
-        match run_case(
+        let at = file
+            .position(i)
+            .map(|p| format!(" (line {})", p.line))
+            .unwrap_or_default();
+        let outcome = run_case(
             app,
             compiled,
             case,
             case.now.or(file.now).unwrap_or(now),
             jwks,
-        ) {
-            Ok(()) => {
+            (i, &mut report.evaluated),
+        );
+        match &outcome {
+            Outcome::Pass => {
                 report.passed += 1;
                 report.lines.push(format!("PASS  {label}"));
             }
-            Err(why) => {
+            Outcome::Fail(why) => {
                 report.failed += 1;
-                report.lines.push(format!("FAIL  {label}: {why}"));
+                report.lines.push(format!("FAIL  {label}{at}: {why}"));
+            }
+            Outcome::Error(why) => {
+                report.errors += 1;
+                report.lines.push(format!("ERROR {label}{at}: {why}"));
             }
         }
+        report.results.push(CaseResult {
+            index: i,
+            name: case.name.clone(),
+            component: case.component.clone(),
+            pos: file.position(i),
+            outcome,
+        });
     }
     report
 }
@@ -127,7 +228,25 @@ fn run_case(
     case: &Case,
     now: u64,
     jwks: Option<&Value>,
-) -> Result<(), String> {
+    evaluated: (usize, &mut Vec<Evaluated>),
+) -> Outcome {
+    match check_case(app, compiled, case, now, jwks, evaluated) {
+        Ok(None) => Outcome::Pass,
+        Ok(Some(why)) => Outcome::Fail(why),
+        Err(why) => Outcome::Error(why),
+    }
+}
+
+/// `Ok(None)`: as expected; `Ok(Some(why))`: another decision; `Err`: the
+/// case cannot be run.
+fn check_case(
+    app: &Application,
+    compiled: &[CompiledComponent],
+    case: &Case,
+    now: u64,
+    jwks: Option<&Value>,
+    (index, evaluated): (usize, &mut Vec<Evaluated>),
+) -> Result<Option<String>, String> {
     let c = compiled
         .iter()
         .find(|c| c.component == case.component)
@@ -154,6 +273,7 @@ fn run_case(
         jwks: jwks.cloned(),
     };
     let o = evaluate(app, c, &input)?;
+    evaluated.push(Evaluated::of(index, c, o.clone()));
     let d = &o.decision;
     let got_verdict = if d.allowed() {
         Verdict::Allow
@@ -168,7 +288,7 @@ fn run_case(
             .as_deref()
             .is_none_or(|r| c.policy.rule_name(d.rule) == Some(r));
     if ok {
-        return Ok(());
+        return Ok(None);
     }
     let show = |v: Verdict| match v {
         Verdict::Allow => "allow",
@@ -190,9 +310,9 @@ fn run_case(
     } else {
         roles.join(", ")
     };
-    Err(format!(
+    Ok(Some(format!(
         "expected {}, got {} (roles held: {roles}; run 'oam-authz explain' for the trace)",
         want.join(" "),
         got.join(" ")
-    ))
+    )))
 }

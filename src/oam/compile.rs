@@ -83,20 +83,38 @@ pub fn compile_app(app: &Application, opts: &Options) -> (Vec<CompiledComponent>
         }
     }
     shared_waypoints(app, &out, opts, &mut findings);
-    if !app
+    check_something_is_protected(app, opts, &mut findings);
+    let mut seen = BTreeSet::new();
+    findings.retain(|f| seen.insert(f.clone()));
+    (out, findings)
+}
+
+/// An application that protects nothing is a mistake (a trait indented
+/// under `properties`, a typo'd trait type) unless said otherwise: `compile`
+/// would generate nothing and leave the service open.
+fn check_something_is_protected(app: &Application, opts: &Options, findings: &mut Vec<Finding>) {
+    if app
         .components
         .iter()
         .any(|c| c.access.is_some() || c.access_invalid)
     {
-        findings.push(Finding::warning(
-            Scope::Application(app.name.clone()),
-            "spec.components",
-            "no component has a mesh-access trait: nothing to protect, nothing is generated",
-        ));
+        return;
     }
-    let mut seen = BTreeSet::new();
-    findings.retain(|f| seen.insert(f.clone()));
-    (out, findings)
+    let misplaced = app.components.iter().any(|c| c.traits_in_properties);
+    let hint = if misplaced {
+        " (a mesh-access trait sits under a component's 'properties', see above: move 'traits:' up a level)"
+    } else {
+        ""
+    };
+    let message = format!(
+        "no component has a mesh-access trait{hint}: nothing is protected and compile generates nothing, so every service of the application is left open; add a mesh-access trait to the components to protect, or pass --allow-unprotected if that is intended"
+    );
+    let scope = Scope::Application(app.name.clone());
+    findings.push(if opts.allow_unprotected {
+        Finding::warning(scope, "spec.components", message)
+    } else {
+        Finding::error(scope, "spec.components", message)
+    });
 }
 
 /// OAM-only: a plugin attached to a waypoint runs on every request through
@@ -227,6 +245,7 @@ fn compile_component(
     };
     analyze::shared_identities(app, &lowered, &policy, &scope, &ctx.scope, findings);
     analyze::unreachable_rules(&policy, &lowered.paths, &scope, findings);
+    analyze::deny_gaps(&policy, &lowered.paths, &scope, findings);
     let errors_now = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)

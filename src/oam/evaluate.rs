@@ -70,7 +70,7 @@ pub enum TokenOutcome {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub decision: Decision,
     pub trace: Trace,
@@ -80,16 +80,35 @@ pub struct Outcome {
     pub host: String,
 }
 
-/// Resolve `--principal`: a component name becomes its SPIFFE ID.
+/// Resolve `--principal` (or a case's `principal`) to one identity, in
+/// every form a policy names one: a component name (its SPIFFE ID),
+/// `ns/<ns>/sa/<sa>` (in the policy's trust domain), or a SPIFFE ID.
+/// Patterns (`ns/ci/*`, `*`) match many identities, so they are refused.
 pub fn resolve_principal(
     app: &Application,
     trust_domain: &str,
     p: &str,
 ) -> Result<SpiffeId, String> {
+    if p.contains('*') {
+        return Err(format!(
+            "principal '{p}' is a pattern; a request comes from one workload: write 'ns/<namespace>/sa/<service-account>', 'spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>' or a component name"
+        ));
+    }
+    if let Some(path) = p.strip_prefix("ns/") {
+        let mut it = path.split('/');
+        return match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(ns), Some("sa"), Some(sa), None) => {
+                SpiffeId::new(trust_domain, ns, sa).map_err(|e| format!("principal '{p}': {e}"))
+            }
+            _ => Err(format!(
+                "principal '{p}': expected 'ns/<namespace>/sa/<service-account>'"
+            )),
+        };
+    }
     if is_component_ref(p) {
         let c = app.component(p).ok_or_else(|| {
             format!(
-                "principal '{p}' is neither a SPIFFE ID (spiffe://<td>/ns/<ns>/sa/<sa>) nor a component of application '{}'",
+                "principal '{p}' is neither a component of application '{}' nor an identity (ns/<ns>/sa/<sa> or spiffe://<td>/ns/<ns>/sa/<sa>)",
                 app.name
             )
         })?;
@@ -140,7 +159,7 @@ pub fn evaluate(
         token,
         host,
     };
-    let op = match Operation::parse(&input.method, &input.path, host) {
+    let op = match Operation::parse(&input.method, &input.path, host, policy.path_options) {
         Ok(op) => op,
         Err(reason) => {
             let d = refused(
@@ -171,7 +190,7 @@ pub fn evaluate(
                 d,
                 Trace::default(),
                 TokenOutcome::Refused(r),
-                op.host,
+                op.host.into_owned(),
             ));
         }
     };
@@ -181,7 +200,7 @@ pub fn evaluate(
         token,
     };
     let decision = decide_as(policy, identity, &op, Some(&mut trace));
-    Ok(finish(decision, trace, outcome, op.host))
+    Ok(finish(decision, trace, outcome, op.host.into_owned()))
 }
 
 type Authenticated = Result<(Option<TokenIdentity>, TokenOutcome), Refused>;

@@ -19,32 +19,37 @@ fn peer_line(o: &Outcome) -> String {
 }
 
 fn token_line(policy: &Policy, input: &Input, o: &Outcome) -> String {
+    format!("token:     {}", token_text(policy, input, o))
+}
+
+/// What became of the token, in words.
+fn token_text(policy: &Policy, input: &Input, o: &Outcome) -> String {
     let name = |i: usize| policy.providers.get(i).map_or("?", |p| p.name());
     match &o.token {
-        TokenOutcome::None => "token:     none".to_string(),
-        TokenOutcome::Ignored => "token:     ignored: this component's policy names no JWT provider, so the filter does not read tokens".to_string(),
+        TokenOutcome::None => "none".to_string(),
+        TokenOutcome::Ignored => "ignored: this component's policy names no JWT provider, so the filter does not read tokens".to_string(),
         TokenOutcome::Verified { provider, offline } => format!(
-            "token:     verified by provider '{}'{} (signature, issuer, audience, lifetime checked at now={})",
+            "verified by provider '{}'{} (signature, issuer, audience, lifetime checked at now={})",
             name(*provider),
             if *offline { " with the keys given by --jwks" } else { "" },
             input.now
         ),
         TokenOutcome::Refused(r) => match (r.provider, &r.error) {
-            (None, crate::jwt::TokenError::IssuerMismatch { found }) => format!(
-                "token:     issuer '{found}' matches no provider of this component"
-            ),
-            (None, e) => format!("token:     refused: {e}"),
-            (Some(i), e) => format!("token:     refused by provider '{}': {e}", name(i)),
+            (None, crate::jwt::TokenError::IssuerMismatch { found }) => {
+                format!("issuer '{found}' matches no provider of this component")
+            }
+            (None, e) => format!("refused: {e}"),
+            (Some(i), e) => format!("refused by provider '{}': {e}", name(i)),
         },
         TokenOutcome::Assumed { provider } => format!(
-            "token:     claims given directly, taken as provider '{}' (signature, audience and lifetime NOT checked)",
+            "claims given directly, taken as provider '{}' (signature, audience and lifetime NOT checked)",
             name(*provider)
         ),
     }
 }
 
-/// One line per condition of a role, prefixed "ok" or "FAIL".
-pub fn condition_lines(policy: &Policy, d: &Decision, r: &RoleTrace) -> Vec<String> {
+/// Each condition of a role: whether it holds, and what it is.
+pub fn conditions(policy: &Policy, d: &Decision, r: &RoleTrace) -> Vec<(bool, String)> {
     let Some(role) = policy.roles.get(r.role) else {
         return Vec::new();
     };
@@ -59,27 +64,34 @@ pub fn condition_lines(policy: &Policy, d: &Decision, r: &RoleTrace) -> Vec<Stri
             Condition::Principal { matched } => {
                 let patterns = role.principals.as_deref().unwrap_or_default();
                 match (&d.identity.peer, matched.and_then(|j| patterns.get(j))) {
-                    (None, _) => "FAIL mTLS principal: no verified SPIFFE peer certificate".into(),
-                    (Some(p), Some(pat)) => format!("ok   mTLS principal {p} matches {pat}"),
-                    (Some(p), None) => format!(
-                        "FAIL mTLS principal {p} matches none of [{}]",
-                        patterns
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                    (None, _) => (
+                        false,
+                        "mTLS principal: no verified SPIFFE peer certificate".into(),
+                    ),
+                    (Some(p), Some(pat)) => (true, format!("mTLS principal {p} matches {pat}")),
+                    (Some(p), None) => (
+                        false,
+                        format!(
+                            "mTLS principal {p} matches none of [{}]",
+                            patterns
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                     ),
                 }
             }
             Condition::Token(TokenCheck::Present) => {
-                format!("ok   token from provider '{provider}'")
+                (true, format!("token from provider '{provider}'"))
             }
             Condition::Token(TokenCheck::Missing) => {
-                format!("FAIL no token (needs provider '{provider}')")
+                (false, format!("no token (needs provider '{provider}')"))
             }
-            Condition::Token(TokenCheck::OtherProvider) => {
-                format!("FAIL token is from another provider (needs '{provider}')")
-            }
+            Condition::Token(TokenCheck::OtherProvider) => (
+                false,
+                format!("token is from another provider (needs '{provider}')"),
+            ),
             Condition::Claim { index, held } => {
                 let claim = role
                     .jwt
@@ -87,9 +99,17 @@ pub fn condition_lines(policy: &Policy, d: &Decision, r: &RoleTrace) -> Vec<Stri
                     .and_then(|j| j.claims.get(*index))
                     .map(|c| c.describe())
                     .unwrap_or_default();
-                format!("{} claim {claim}", if *held { "ok  " } else { "FAIL" })
+                (*held, format!("claim {claim}"))
             }
         })
+        .collect()
+}
+
+/// One line per condition of a role, prefixed "ok" or "FAIL".
+pub fn condition_lines(policy: &Policy, d: &Decision, r: &RoleTrace) -> Vec<String> {
+    conditions(policy, d, r)
+        .into_iter()
+        .map(|(ok, text)| format!("{} {text}", if ok { "ok  " } else { "FAIL" }))
         .collect()
 }
 
@@ -193,4 +213,76 @@ pub fn explain_text(
         );
     }
     s
+}
+
+/// The `explain --output json` report: the same facts as the text, as data.
+pub fn explain_json(
+    c: &CompiledComponent,
+    app: &Application,
+    input: &Input,
+    o: &Outcome,
+) -> serde_json::Value {
+    use serde_json::json;
+    let policy = &c.policy;
+    let d = &o.decision;
+    let peer = match &o.peer {
+        Peer::None => serde_json::Value::Null,
+        Peer::Spiffe(id) => json!({"spiffe_id": id.to_string()}),
+        Peer::Component { name, id } => json!({"spiffe_id": id.to_string(), "component": name}),
+    };
+    let roles: Vec<serde_json::Value> = o
+        .trace
+        .roles
+        .iter()
+        .map(|r| {
+            let conds: Vec<serde_json::Value> = conditions(policy, d, r)
+                .into_iter()
+                .map(|(ok, text)| json!({"holds": ok, "condition": text}))
+                .collect();
+            json!({
+                "role": policy.roles.get(r.role).map_or("?", |x| x.name.as_str()),
+                "held": r.held,
+                "conditions": conds,
+            })
+        })
+        .collect();
+    let rules: Vec<serde_json::Value> = o
+        .trace
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "rule": policy.rules.get(r.rule).map_or("?", |x| x.name.as_str()),
+                "effect": match r.effect { Effect::Allow => "allow", Effect::Deny => "deny" },
+                "matches_request": r.covers_operation,
+                "applies_to_caller": r.applies_to_caller,
+                "decides": d.rule == Some(r.rule),
+            })
+        })
+        .collect();
+    let path_problem = match &d.reason {
+        Reason::PathNotCanonical(e) => json!(e.to_string()),
+        _ => serde_json::Value::Null,
+    };
+    json!({
+        "component": c.component,
+        "application": app.name,
+        "namespace": app.namespace,
+        "policy_version": policy.version,
+        "mode": match policy.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
+        "request": {"method": input.method, "path": input.path, "host": o.host},
+        "path_not_canonical": path_problem,
+        "peer": peer,
+        "token": token_text(policy, input, o),
+        "roles": roles,
+        "rules": rules,
+        "decision": {
+            "decision": if d.allowed() { "allow" } else { "deny" },
+            "status": d.status(),
+            "reason": d.reason.code(),
+            "rule": policy.rule_name(d.rule),
+            "roles_held": policy.role_names(&d.roles),
+            "enforced": policy.mode == Mode::Enforce || d.allowed(),
+        },
+    })
 }

@@ -44,6 +44,19 @@ fn scalar_text(v: &Value) -> String {
 }
 
 fn when_clause(c: &ClaimCondition, notes: &mut BTreeSet<String>) -> Value {
+    if let Some(prefix) = &c.prefix {
+        // Istio's `when` values match a trailing '*' as a prefix.
+        if prefix.contains('*') {
+            notes.insert(format!(
+                "claim '{}' prefix '{prefix}': Istio reads '*' in a value as a wildcard, so the exported prefix match is wider than the filter's",
+                c.claim
+            ));
+        }
+        return json!({
+            "key": claim_key(&c.claim),
+            "values": [format!("{prefix}*")],
+        });
+    }
     let values: Vec<Value> = match (&c.equals, &c.one_of, &c.contains, &c.scope_contains) {
         (Some(v), _, _, _) | (_, _, Some(v), _) => vec![v.clone()],
         (_, Some(list), _, _) => list.clone(),
@@ -56,6 +69,15 @@ fn when_clause(c: &ClaimCondition, notes: &mut BTreeSet<String>) -> Value {
         }
         _ => Vec::new(),
     };
+    if values
+        .iter()
+        .any(|v| v.as_str().is_some_and(|s| s.contains('*')))
+    {
+        notes.insert(format!(
+            "claim '{}': Istio reads '*' in a value as a wildcard (prefix, suffix or presence match); the filter compares it literally",
+            c.claim
+        ));
+    }
     if values.iter().any(|v| !v.is_string()) {
         notes.insert(format!(
             "claim '{}': Istio compares claims as strings; the number or boolean is written as text and may not match the same way",
@@ -107,6 +129,16 @@ fn role_rule(
                 "requestPrincipals".into(),
                 json!([format!("{}/*", p.issuer)]),
             );
+        }
+        if let Some(p) = cfg.providers.iter().find(|p| p.name == j.provider) {
+            // RequestAuthentication checks only `aud`: another audience
+            // claim becomes a condition of every rule that needs the token.
+            if let Some(claim) = p.audience_claim.as_deref().filter(|c| *c != "aud") {
+                when.push(json!({
+                    "key": claim_key(claim),
+                    "values": p.audiences,
+                }));
+            }
         }
         when.extend(j.claims.iter().map(|c| when_clause(c, notes)));
     }
@@ -203,7 +235,17 @@ fn metadata(app: &Application, name: String, cfg: &PluginConfig) -> Value {
 fn jwt_rule(p: &ProviderConfig, notes: &mut BTreeSet<String>) -> Value {
     let mut r = Map::new();
     r.insert("issuer".into(), json!(p.issuer));
-    r.insert("audiences".into(), json!(p.audiences));
+    match p.audience_claim.as_deref().filter(|c| *c != "aud") {
+        None => {
+            r.insert("audiences".into(), json!(p.audiences));
+        }
+        Some(claim) => {
+            notes.insert(format!(
+                "provider '{}': audienceClaim '{claim}' has no RequestAuthentication equivalent (it checks only 'aud'): audiences are left out there and each ALLOW rule needing the token checks request.auth.claims[{claim}] instead; a DENY rule does not",
+                p.name
+            ));
+        }
+    }
     if let Some(jwks) = &p.jwks {
         r.insert(
             "jwks".into(),

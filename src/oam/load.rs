@@ -9,6 +9,7 @@ use super::finding::{Finding, Scope};
 use super::model::{
     MeshAccess, MeshIdentity, POLICY_MESH_IDENTITY, TRAIT_MESH_ACCESS, TRAIT_SERVICE_ACCOUNT,
 };
+use super::position::{positions, Positions};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,6 +25,8 @@ pub struct Application {
     /// A mesh-identity policy is present but could not be read: components
     /// are not checked against it (that would only repeat the one error).
     pub identity_invalid: bool,
+    /// Where each field of its document is.
+    pub(crate) positions: Positions,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +48,9 @@ pub struct Component {
     pub access: Option<AccessTrait>,
     /// A mesh-access trait is present but could not be read.
     pub access_invalid: bool,
+    /// `properties.traits` holds a mesh-access trait (indented one level
+    /// too deep, so KubeVela and the CLI see no trait).
+    pub traits_in_properties: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -92,21 +98,57 @@ fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// What a YAML document that is not an Application is, for the message.
+fn describe_document(v: &Value) -> String {
+    let kind = str_at(v, "kind").unwrap_or("a document without 'kind'");
+    let name = v
+        .get("metadata")
+        .and_then(|m| str_at(m, "name"))
+        .map(|n| format!(" '{n}'"))
+        .unwrap_or_default();
+    let api = str_at(v, "apiVersion")
+        .map(|a| format!(" ({a})"))
+        .unwrap_or_default();
+    format!("{kind}{name}{api}")
+}
+
+/// A YAML syntax error, saying "tab" when a tab is what broke it (YAML
+/// indents with spaces only; the parser's own words never say so).
+fn yaml_error(text: &str, e: &serde_norway::Error) -> Finding {
+    let mut message = format!("not valid YAML: {e}");
+    let line = e.location().map(|l| l.line());
+    let tab_line = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| line.is_none_or(|l| *i < l))
+        .find(|(_, l)| l.trim_start_matches(' ').starts_with('\t'))
+        .map(|(i, _)| i + 1);
+    if let Some(n) = tab_line {
+        message.push_str(&format!(
+            " (line {n} is indented with a tab: YAML allows only spaces for indentation)"
+        ));
+    }
+    let mut f = Finding::error(Scope::File, "", message);
+    f.pos = e.location().map(|l| super::position::Pos {
+        line: l.line(),
+        column: l.column(),
+    });
+    f
+}
+
 /// Load every `Application` in a (multi-document) YAML text. Findings carry
 /// no file name yet; the caller sets it.
 pub fn load_str(text: &str) -> (Vec<Application>, Vec<Finding>) {
     let mut apps = Vec::new();
     let mut findings = Vec::new();
-    let unnamed = || Scope::Application("?".into());
+    let mut others = Vec::new();
+    let mut docs = positions(text).into_iter();
     for doc in serde_norway::Deserializer::from_str(text) {
+        let pos = docs.next().unwrap_or_default();
         let value = match Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
-                findings.push(Finding::error(
-                    unnamed(),
-                    "",
-                    format!("not valid YAML: {e}"),
-                ));
+                findings.push(yaml_error(text, &e));
                 return (apps, findings);
             }
         };
@@ -114,17 +156,31 @@ pub fn load_str(text: &str) -> (Vec<Application>, Vec<Finding>) {
             continue;
         }
         if str_at(&value, "kind") != Some("Application") {
+            others.push(describe_document(&value));
             continue;
         }
-        if let Some(app) = load_application(&value, &mut findings) {
+        let mut found = Vec::new();
+        let app = load_application(&value, &mut found);
+        for f in &mut found {
+            f.pos = pos.find(&f.path);
+            f.application = app.as_ref().map(|a| a.name.clone());
+        }
+        findings.extend(found);
+        if let Some(mut app) = app {
+            app.positions = pos;
             apps.push(app);
         }
     }
     if apps.is_empty() && findings.is_empty() {
+        let what = if others.is_empty() {
+            "the file is empty".to_string()
+        } else {
+            format!("the file holds {}", others.join(", "))
+        };
         findings.push(Finding::error(
-            unnamed(),
+            Scope::File,
             "",
-            "no OAM Application found: expected a document with 'apiVersion: core.oam.dev/v1beta1' and 'kind: Application'",
+            format!("no OAM Application found: {what}; oam-authz reads the Application that lists the components, with 'apiVersion: core.oam.dev/v1beta1' and 'kind: Application'"),
         ));
     }
     (apps, findings)
@@ -135,7 +191,7 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
         .get("metadata")
         .and_then(|m| str_at(m, "name"))
         .map(str::to_string);
-    let scope_app = Scope::Application(name.clone().unwrap_or_else(|| "?".into()));
+    let scope_app = name.clone().map_or(Scope::File, Scope::Application);
     match str_at(doc, "apiVersion") {
         Some(v) if v.starts_with("core.oam.dev/") => {}
         other => findings.push(Finding::error(
@@ -178,6 +234,7 @@ fn load_application(doc: &Value, findings: &mut Vec<Finding>) -> Option<Applicat
         components,
         identity,
         identity_invalid,
+        positions: Positions::default(),
     })
 }
 
@@ -239,7 +296,7 @@ fn load_identity(
     };
     for (i, p) in policies.iter().enumerate() {
         let path = format!("spec.policies[{i}]");
-        let pname = str_at(p, "name").unwrap_or("?").to_string();
+        let pname = str_at(p, "name").map_or_else(|| format!("#{i}"), str::to_string);
         let scope = Scope::Policy(pname.clone());
         match str_at(p, "type") {
             Some(POLICY_MESH_IDENTITY) => {}
@@ -349,6 +406,32 @@ impl ServiceAccount {
     }
 }
 
+/// `traits:` indented under `properties:` (a YAML slip that leaves the
+/// component unprotected: the workload gets an unknown property and no
+/// trait). An error when a mesh-access trait is there; true if so.
+fn check_traits_in_properties(
+    c: &Value,
+    path: &str,
+    scope: &Scope,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    let Some(Value::Array(list)) = c.get("properties").and_then(|p| p.get("traits")) else {
+        return false;
+    };
+    let Some(j) = list
+        .iter()
+        .position(|t| str_at(t, "type") == Some(TRAIT_MESH_ACCESS))
+    else {
+        return false;
+    };
+    findings.push(Finding::error(
+        scope.clone(),
+        format!("{path}.properties.traits[{j}]"),
+        "a mesh-access trait under 'properties': traits belong to the component, next to 'properties' (outdent 'traits:' to the level of 'properties:'); here it protects nothing, and KubeVela passes it to the workload as an unknown property",
+    ));
+    true
+}
+
 /// The properties of a `mesh-access` trait, read strictly; `None` (after a
 /// finding) when they cannot be read.
 fn read_access(
@@ -401,6 +484,7 @@ fn load_component(
     }
 
     let mut sa = ServiceAccount::of_properties(c, &path, &scope, findings);
+    let traits_in_properties = check_traits_in_properties(c, &path, &scope, findings);
 
     let mut access: Option<AccessTrait> = None;
     let mut access_invalid = false;
@@ -450,5 +534,6 @@ fn load_component(
         service_account_origin: sa.origin,
         access,
         access_invalid,
+        traits_in_properties,
     })
 }

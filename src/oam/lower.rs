@@ -31,6 +31,9 @@ pub struct Options {
     pub dataplane: Option<Dataplane>,
     /// Attach every component to this waypoint (`compile --waypoint`).
     pub waypoint: Option<String>,
+    /// An application without any mesh-access trait is not an error
+    /// (`--allow-unprotected`).
+    pub allow_unprotected: bool,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             mode: None,
             dataplane: None,
             waypoint: None,
+            allow_unprotected: false,
         }
     }
 }
@@ -185,6 +189,8 @@ pub fn provider_config(p: &ProviderSpec) -> ProviderConfig {
         clock_skew_seconds: p.clock_skew_seconds,
         max_lifetime_seconds: p.max_lifetime_seconds,
         forward_token: p.forward_token,
+        audience_claim: p.audience_claim.clone(),
+        allow_http_issuer: p.allow_http_issuer,
     }
 }
 
@@ -223,6 +229,7 @@ pub fn claim_condition(c: &ClaimMatch) -> ClaimCondition {
         one_of: c.one_of.clone(),
         contains: c.contains.clone(),
         scope_contains: c.scope_contains.clone(),
+        prefix: c.prefix.clone(),
     }
 }
 
@@ -295,9 +302,28 @@ fn check_role_refs(
     }
 }
 
+/// OAM-only preset: a prefix on a GitLab group or project path that does not
+/// end at a path boundary also matches sibling groups anyone can create
+/// (`platform` matches `platform-evil/x`).
+fn check_prefix_preset(c: &ClaimMatch, cpath: &str, scope: &Scope, out: &mut Vec<Finding>) {
+    const PATH_CLAIMS: &[&str] = &["namespace_path", "project_path"];
+    let Some(prefix) = &c.prefix else { return };
+    if PATH_CLAIMS.contains(&c.claim.as_str()) && !prefix.is_empty() && !prefix.ends_with('/') {
+        out.push(Finding::warning(
+            scope.clone(),
+            format!("{cpath}.prefix"),
+            format!(
+                "prefix '{prefix}' on '{}' also matches '{prefix}-other/…' and '{prefix}x/…', groups anyone may create on the GitLab instance; end it with '/' ('{prefix}/' matches the subgroups and projects of '{prefix}') and match '{prefix}' itself with equals",
+                c.claim
+            ),
+        ));
+    }
+}
+
 /// OAM-only preset: claims real issuers send as strings although they look
 /// boolean.
 fn check_claim_preset(c: &ClaimMatch, cpath: &str, scope: &Scope, out: &mut Vec<Finding>) {
+    check_prefix_preset(c, cpath, scope, out);
     const STRING_BOOLEANS: &[&str] = &["ref_protected", "environment_protected"];
     if STRING_BOOLEANS.contains(&c.claim.as_str()) {
         let has_bool = c.equals.as_ref().is_some_and(serde_json::Value::is_boolean)
@@ -375,6 +401,7 @@ pub fn lower_identity<'a>(app: &Application, ctx: &IdentityCtx<'a>, opts: &Optio
         roles: ctx.spec.roles.iter().map(|r| role_config(app, r)).collect(),
         rules: Vec::new(),
         forward: None,
+        allow_encoded_percent: false,
     };
     Lowered {
         checked: config.clone(),
@@ -496,6 +523,7 @@ pub fn lower_component<'a>(
         rules,
         forward: spec.forward.as_ref().map(forward_config),
         peer_identity: spec.peer_identity.unwrap_or_default(),
+        allow_encoded_percent: spec.allow_encoded_percent,
     };
     let attach = attach(spec, root, &scope, opts, &mut findings);
     let checked = PluginConfig {

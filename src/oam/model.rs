@@ -53,6 +53,10 @@ pub struct MeshAccess {
     /// instead of the Service. Implies `dataplane: ambient`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waypoint: Option<String>,
+    /// Accept `%25` followed by two hex digits in request paths (paths that
+    /// really carry a literal `%`). Default: refused as double encoding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_encoded_percent: bool,
     /// Identity settings for this component only. KubeVela renders a trait
     /// without access to the application's policies, so the KubeVela trait
     /// takes them here; with the CLI, prefer the `mesh-identity` policy.
@@ -106,6 +110,9 @@ pub struct ClaimMatch {
     pub contains: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_contains: Option<String>,
+    /// The claim is a string starting with this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,6 +197,12 @@ pub struct ProviderSpec {
     pub max_lifetime_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forward_token: bool,
+    /// The claim holding the audience (default `aud`; Cognito access tokens: `client_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_claim: Option<String>,
+    /// Accept an `http://` issuer on a non-loopback host (test environments only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http_issuer: bool,
 }
 
 /// `remoteJwks` of a provider: the filter fetches the key set itself

@@ -5,6 +5,12 @@
 
 /// Lowercased host without port or trailing dot. IPv6 literals keep brackets.
 pub fn normalize_host(raw: &str) -> String {
+    normalized_host(raw).into_owned()
+}
+
+/// As [`normalize_host`], borrowing when the host is already lowercase (the
+/// usual case: no allocation on the request path).
+pub fn normalized_host(raw: &str) -> std::borrow::Cow<'_, str> {
     let raw = raw.trim();
     let host = if raw.starts_with('[') {
         // "[::1]:8080" -> "[::1]"
@@ -18,7 +24,12 @@ pub fn normalize_host(raw: &str) -> String {
             _ => raw,
         }
     };
-    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,9 @@ pub enum PathError {
     EncodedSeparatorOrDot,
     EncodedUnreserved,
     BadPercentEncoding,
+    /// `%25` followed by two hex digits: an escape that decodes to another
+    /// escape (`%2569` -> `%69` -> `i`), unless the policy allows it.
+    DoubleEncoded,
     Backslash,
     Semicolon,
     Fragment,
@@ -31,6 +34,9 @@ impl fmt::Display for PathError {
             PathError::EncodedSeparatorOrDot => "percent-encoded '/', '\\' or '.'",
             PathError::EncodedUnreserved => "percent-encoded unreserved character",
             PathError::BadPercentEncoding => "malformed percent-encoding",
+            PathError::DoubleEncoded => {
+                "'%25' before two hex digits (a double-encoded escape an upstream that decodes twice reads as another path)"
+            }
             PathError::Backslash => "backslash",
             PathError::Semicolon => "';' path parameter",
             PathError::Fragment => "fragment ('#')",
@@ -55,9 +61,23 @@ fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Split off the query and check that the path is canonical. Returns the
-/// path to match rules against.
+/// How strict [`canonical_path_with`] is where policies may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathOptions {
+    /// Accept `%25` followed by two hex digits (a literal `%` before what
+    /// looks like an escape, e.g. `/reports/100%2541`). Default: refused,
+    /// since an upstream that decodes twice sees `/reports/100A`.
+    pub allow_encoded_percent: bool,
+}
+
+/// Split off the query and check that the path is canonical, with the
+/// default (strict) options. Returns the path to match rules against.
 pub fn canonical_path(raw: &str) -> Result<&str, PathError> {
+    canonical_path_with(raw, PathOptions::default())
+}
+
+/// As [`canonical_path`], with the policy's options.
+pub fn canonical_path_with(raw: &str, opts: PathOptions) -> Result<&str, PathError> {
     let path = match raw.find('?') {
         Some(i) => raw.get(..i).unwrap_or(""),
         None => raw,
@@ -84,6 +104,11 @@ pub fn canonical_path(raw: &str) -> Result<&str, PathError> {
                     return Err(PathError::BadPercentEncoding);
                 };
                 let decoded = hi * 16 + lo;
+                let escape_follows = bytes.get(i + 3).copied().and_then(hex).is_some()
+                    && bytes.get(i + 4).copied().and_then(hex).is_some();
+                if decoded == b'%' && escape_follows && !opts.allow_encoded_percent {
+                    return Err(PathError::DoubleEncoded);
+                }
                 match decoded {
                     b'/' | b'\\' | b'.' => return Err(PathError::EncodedSeparatorOrDot),
                     0..=0x1f | 0x7f => return Err(PathError::ControlOrNul),
@@ -179,7 +204,12 @@ impl PathPattern {
         let stars = p.matches('*').count();
         match stars {
             0 => {
-                canonical_path(p).map_err(|e| format!("'{p}': not a canonical path ({e})"))?;
+                // A pattern may name a path only some policies accept.
+                let lenient = PathOptions {
+                    allow_encoded_percent: true,
+                };
+                canonical_path_with(p, lenient)
+                    .map_err(|e| format!("'{p}': not a canonical path ({e})"))?;
                 if p.contains('?') {
                     return Err(format!("'{p}': paths are matched without the query; remove '?...'"));
                 }
@@ -313,6 +343,10 @@ mod tests {
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/a%20b", "/a%20b"),
             ("/x/*", "/x/*"),
+            ("/100%25", "/100%25"),
+            ("/100%25done", "/100%25done"),
+            ("/100%25A", "/100%25A"),
+            ("/a%25%20b", "/a%25%20b"),
         ];
         for (raw, want) in ok {
             assert_eq!(canonical_path(raw), Ok(want), "{raw}");
@@ -341,9 +375,26 @@ mod tests {
             ("/admin%00", PathError::ControlOrNul),
             ("/admin\0", PathError::ControlOrNul),
             ("/a\tb", PathError::ControlOrNul),
+            ("/orders/%2569nternal/x", PathError::DoubleEncoded),
+            ("/a/%252e%252e/admin", PathError::DoubleEncoded),
+            ("/a%252F", PathError::DoubleEncoded),
+            ("/reports/100%2541", PathError::DoubleEncoded),
+            ("/x%25ff", PathError::DoubleEncoded),
         ];
         for (raw, want) in bad {
             assert_eq!(canonical_path(raw), Err(want), "{raw:?}");
+        }
+        // The opt-out accepts exactly the double-encoded escapes, nothing else.
+        let lenient = PathOptions {
+            allow_encoded_percent: true,
+        };
+        for raw in ["/orders/%2569nternal/x", "/reports/100%2541", "/a%252F"] {
+            assert_eq!(canonical_path_with(raw, lenient), Ok(raw), "{raw}");
+        }
+        for (raw, want) in bad {
+            if want != PathError::DoubleEncoded {
+                assert_eq!(canonical_path_with(raw, lenient), Err(want), "{raw:?}");
+            }
         }
         assert_eq!(
             canonical_path(&format!("/{}", "a".repeat(9000))),

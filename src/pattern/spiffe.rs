@@ -7,11 +7,16 @@
 use std::fmt;
 
 /// A Kubernetes-style SPIFFE ID: `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
+/// Held as its text with the positions of its parts: parsing a peer's SAN
+/// (once per request) costs one allocation, and showing it none.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SpiffeId {
-    trust_domain: String,
-    namespace: String,
-    service_account: String,
+    text: String,
+    /// End of the trust domain, start and end of the namespace, start of
+    /// the service account, in `text`.
+    td_end: usize,
+    ns: (usize, usize),
+    sa_start: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +67,32 @@ impl SpiffeId {
             return Err(SpiffeError::BadTrustDomain);
         }
         let (namespace, service_account) = parse_ns_sa(path)?;
-        Ok(SpiffeId {
-            trust_domain: td.to_string(),
-            namespace: namespace.to_string(),
-            service_account: service_account.to_string(),
-        })
+        Ok(SpiffeId::assemble(td, namespace, service_account))
+    }
+
+    fn assemble(td: &str, ns: &str, sa: &str) -> SpiffeId {
+        let mut text = String::with_capacity(9 + td.len() + 4 + ns.len() + 4 + sa.len());
+        text.push_str("spiffe://");
+        text.push_str(td);
+        let td_end = text.len();
+        text.push_str("/ns/");
+        let ns_start = text.len();
+        text.push_str(ns);
+        let ns_end = text.len();
+        text.push_str("/sa/");
+        let sa_start = text.len();
+        text.push_str(sa);
+        SpiffeId {
+            text,
+            td_end,
+            ns: (ns_start, ns_end),
+            sa_start,
+        }
+    }
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     pub fn new(
@@ -80,21 +106,17 @@ impl SpiffeId {
         if !valid_k8s_name(namespace) || !valid_k8s_name(service_account) {
             return Err(SpiffeError::BadSegment);
         }
-        Ok(SpiffeId {
-            trust_domain: trust_domain.to_string(),
-            namespace: namespace.to_string(),
-            service_account: service_account.to_string(),
-        })
+        Ok(SpiffeId::assemble(trust_domain, namespace, service_account))
     }
 
     pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
+        self.text.get(9..self.td_end).unwrap_or_default()
     }
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        self.text.get(self.ns.0..self.ns.1).unwrap_or_default()
     }
     pub fn service_account(&self) -> &str {
-        &self.service_account
+        self.text.get(self.sa_start..).unwrap_or_default()
     }
 }
 
@@ -115,11 +137,7 @@ fn parse_ns_sa(path: &str) -> Result<(&str, &str), SpiffeError> {
 
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "spiffe://{}/ns/{}/sa/{}",
-            self.trust_domain, self.namespace, self.service_account
-        )
+        f.write_str(&self.text)
     }
 }
 
@@ -195,17 +213,17 @@ impl PrincipalPattern {
     /// `local` is the same list the pattern was compiled with.
     pub fn matches(&self, id: &SpiffeId, local: &[String]) -> bool {
         let domain_ok = match &self.scope {
-            DomainScope::Local => local.contains(&id.trust_domain),
-            DomainScope::Exact(td) => *td == id.trust_domain,
+            DomainScope::Local => local.iter().any(|d| d == id.trust_domain()),
+            DomainScope::Exact(td) => td == id.trust_domain(),
         };
         domain_ok
             && match &self.selector {
                 Selector::Any => true,
-                Selector::Namespace(ns) => *ns == id.namespace,
+                Selector::Namespace(ns) => ns == id.namespace(),
                 Selector::Workload {
                     namespace,
                     service_account,
-                } => *namespace == id.namespace && *service_account == id.service_account,
+                } => namespace == id.namespace() && service_account == id.service_account(),
             }
     }
 

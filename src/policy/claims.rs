@@ -20,6 +20,7 @@ enum Op {
     OneOf(Vec<Value>),
     Contains(Value),
     ScopeContains(String),
+    Prefix(String),
 }
 
 /// One compiled claim condition.
@@ -86,28 +87,31 @@ fn scalar_field(d: &mut Diagnostics, v: &Value, path: FieldPath) -> Option<Value
     }
 }
 
+/// The operators, in the order messages list them.
+const OPERATORS: [&str; 5] = ["equals", "one_of", "contains", "scope_contains", "prefix"];
+
 fn compile_op(d: &mut Diagnostics, cond: &ClaimCondition, path: &FieldPath) -> Option<Op> {
-    let set: Vec<&'static str> = [
-        ("equals", cond.equals.is_some()),
-        ("one_of", cond.one_of.is_some()),
-        ("contains", cond.contains.is_some()),
-        ("scope_contains", cond.scope_contains.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, present)| present.then_some(name))
-    .collect();
+    let present = [
+        cond.equals.is_some(),
+        cond.one_of.is_some(),
+        cond.contains.is_some(),
+        cond.scope_contains.is_some(),
+        cond.prefix.is_some(),
+    ];
+    let set: Vec<&'static str> = OPERATORS
+        .into_iter()
+        .zip(present)
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect();
     if set.len() != 1 {
-        let mut parts = vec![
-            Part::from("exactly one of "),
-            field("equals"),
-            Part::from(", "),
-            field("one_of"),
-            Part::from(", "),
-            field("contains"),
-            Part::from(", "),
-            field("scope_contains"),
-            Part::from(" must be set (found: "),
-        ];
+        let mut parts = vec![Part::from("exactly one of ")];
+        for (i, name) in OPERATORS.iter().enumerate() {
+            if i > 0 {
+                parts.push(Part::from(", "));
+            }
+            parts.push(field(name));
+        }
+        parts.push(Part::from(" must be set (found: "));
         if set.is_empty() {
             parts.push(Part::from("none"));
         }
@@ -121,43 +125,49 @@ fn compile_op(d: &mut Diagnostics, cond: &ClaimCondition, path: &FieldPath) -> O
         d.invalid(path.clone(), Message::new(parts));
         return None;
     }
-    match (
-        &cond.equals,
-        &cond.one_of,
-        &cond.contains,
-        &cond.scope_contains,
-    ) {
-        (Some(v), _, _, _) => scalar_field(d, v, path.field("equals")).map(Op::Equals),
-        (_, Some(list), _, _) => {
-            if list.is_empty() {
-                d.error(path.field("one_of"), Problem::Empty);
-                return None;
-            }
-            let values: Vec<Option<Value>> = list
-                .iter()
-                .enumerate()
-                .map(|(i, v)| scalar_field(d, v, path.field("one_of").index(i)))
-                .collect();
-            values
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .map(Op::OneOf)
-        }
-        (_, _, Some(v), _) => scalar_field(d, v, path.field("contains")).map(Op::Contains),
-        (_, _, _, Some(word)) => {
-            let fpath = path.field("scope_contains");
-            if word.is_empty() {
-                d.error(fpath, Problem::Empty);
-                return None;
-            }
-            if word.contains(' ') {
-                d.invalid(fpath, "must be a single scope word without spaces");
-                return None;
-            }
-            Some(Op::ScopeContains(word.clone()))
-        }
-        (None, None, None, None) => None,
+    if let Some(v) = &cond.equals {
+        return scalar_field(d, v, path.field("equals")).map(Op::Equals);
     }
+    if let Some(list) = &cond.one_of {
+        if list.is_empty() {
+            d.error(path.field("one_of"), Problem::Empty);
+            return None;
+        }
+        let values: Vec<Option<Value>> = list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| scalar_field(d, v, path.field("one_of").index(i)))
+            .collect();
+        return values
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .map(Op::OneOf);
+    }
+    if let Some(v) = &cond.contains {
+        return scalar_field(d, v, path.field("contains")).map(Op::Contains);
+    }
+    if let Some(word) = &cond.scope_contains {
+        let fpath = path.field("scope_contains");
+        if word.is_empty() {
+            d.error(fpath, Problem::Empty);
+            return None;
+        }
+        if word.contains(' ') {
+            d.invalid(fpath, "must be a single scope word without spaces");
+            return None;
+        }
+        return Some(Op::ScopeContains(word.clone()));
+    }
+    let prefix = cond.prefix.as_ref()?;
+    if prefix.is_empty() {
+        // An empty prefix matches every string: say so instead of allowing it.
+        d.invalid(
+            path.field("prefix"),
+            "must not be empty: an empty prefix matches every string claim",
+        );
+        return None;
+    }
+    Some(Op::Prefix(prefix.clone()))
 }
 
 impl ClaimTest {
@@ -217,6 +227,7 @@ impl ClaimTest {
             Op::ScopeContains(word) => value
                 .as_str()
                 .is_some_and(|s| s.split(' ').any(|w| w == word)),
+            Op::Prefix(p) => value.as_str().is_some_and(|s| s.starts_with(p.as_str())),
         }
     }
 
@@ -238,6 +249,7 @@ impl fmt::Display for ClaimTest {
             }
             Op::Contains(v) => write!(f, "{claim} contains {}", j(v)),
             Op::ScopeContains(w) => write!(f, "{claim} has scope {}", j(&Value::String(w.clone()))),
+            Op::Prefix(p) => write!(f, "{claim} starts with {}", j(&Value::String(p.clone()))),
         }
     }
 }
@@ -255,12 +267,14 @@ mod tests {
             one_of: None,
             contains: None,
             scope_contains: None,
+            prefix: None,
         };
         match op {
             "equals" => c.equals = Some(v),
             "one_of" => c.one_of = Some(serde_json::from_value(v).unwrap()),
             "contains" => c.contains = Some(v),
             "scope_contains" => c.scope_contains = Some(v.as_str().unwrap().into()),
+            "prefix" => c.prefix = Some(v.as_str().unwrap().into()),
             _ => unreachable!(),
         }
         c
@@ -282,6 +296,9 @@ mod tests {
             "scope_arr": ["read:orders"],
             "realm_access": {"roles": ["ops"], "level": {"n": 1}},
             "tenant": null,
+            "namespace_path": "platform/tools",
+            "group_only": "platform",
+            "build_branch": "release/1.4",
         });
         let claims = claims.as_object().unwrap();
         let table: Vec<(&str, &str, Value, bool)> = vec![
@@ -327,6 +344,15 @@ mod tests {
             ),
             ("scope_arr", "scope_contains", json!("read:orders"), false),
             ("missing", "scope_contains", json!("a"), false),
+            ("namespace_path", "prefix", json!("platform/"), true),
+            ("namespace_path", "prefix", json!("platform/tools"), true),
+            ("namespace_path", "prefix", json!("platform/tools/"), false),
+            ("namespace_path", "prefix", json!("Platform/"), false),
+            ("group_only", "prefix", json!("platform/"), false),
+            ("build_branch", "prefix", json!("release/"), true),
+            ("groups", "prefix", json!("admin"), false),
+            ("level", "prefix", json!("3"), false),
+            ("missing", "prefix", json!("a"), false),
         ];
         for (claim, op, v, want) in table {
             let c = cond(claim, op, v.clone());
@@ -378,6 +404,10 @@ mod tests {
                 cond("scope", "scope_contains", json!("read")),
                 "scope has scope \"read\"",
             ),
+            (
+                cond("namespace_path", "prefix", json!("platform/")),
+                "namespace_path starts with \"platform/\"",
+            ),
         ];
         for (c, want) in table {
             let mut d = Diagnostics::new();
@@ -394,6 +424,7 @@ mod tests {
             one_of: None,
             contains: None,
             scope_contains: None,
+            prefix: None,
         };
         let two = ClaimCondition {
             equals: Some(json!("a")),
@@ -401,8 +432,10 @@ mod tests {
             ..base.clone()
         };
         let table: Vec<(ClaimCondition, &str)> = vec![
-            (base.clone(), "r.claims[0]: exactly one of equals, one_of, contains, scope_contains must be set (found: none)"),
-            (two, "r.claims[0]: exactly one of equals, one_of, contains, scope_contains must be set (found: equals, contains)"),
+            (base.clone(), "r.claims[0]: exactly one of equals, one_of, contains, scope_contains, prefix must be set (found: none)"),
+            (two, "r.claims[0]: exactly one of equals, one_of, contains, scope_contains, prefix must be set (found: equals, contains)"),
+            (ClaimCondition { prefix: Some("p/".into()), ..cond("g", "equals", json!("a")) }, "r.claims[0]: exactly one of equals, one_of, contains, scope_contains, prefix must be set (found: equals, prefix)"),
+            (cond("g", "prefix", json!("")), "r.claims[0].prefix: must not be empty: an empty prefix matches every string claim"),
             (ClaimCondition { claim: "".into(), ..cond("x", "equals", json!(1)) }, "r.claims[0].claim: must not be empty"),
             (ClaimCondition { claim: "a..b".into(), ..cond("x", "equals", json!(1)) }, "r.claims[0].claim: 'a..b' has an empty segment"),
             (ClaimCondition { claim: ".a".into(), ..cond("x", "equals", json!(1)) }, "r.claims[0].claim: '.a' has an empty segment"),

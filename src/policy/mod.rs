@@ -19,6 +19,7 @@ use crate::config::{
 };
 use crate::error::{Diagnostic, Diagnostics, FieldPath, Problem};
 use crate::keys::manager::SourceSpec;
+use crate::pattern::path::PathOptions;
 use crate::pattern::spiffe::valid_trust_domain;
 use forward::Forward;
 use index::RuleIndex;
@@ -51,6 +52,8 @@ pub struct Policy {
     /// Whose identity counts: the connection's certificate or the waypoint's
     /// filter state (`peer.rs`).
     pub peer_identity: PeerIdentitySource,
+    /// How request paths are checked (docs/policy.md "How a decision is made").
+    pub path_options: PathOptions,
     /// Warnings found while compiling (the policy loads with them).
     pub warnings: Vec<Diagnostic>,
 }
@@ -378,6 +381,9 @@ fn compile_all(d: &mut Diagnostics, cfg: &PluginConfig) -> Option<Policy> {
         index,
         signature_backend: cfg.signature_backend,
         peer_identity: cfg.peer_identity,
+        path_options: PathOptions {
+            allow_encoded_percent: cfg.allow_encoded_percent,
+        },
         warnings: Vec::new(),
     })
 }

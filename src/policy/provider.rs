@@ -41,6 +41,7 @@ pub struct Provider {
     clock_skew: u64,
     max_lifetime: u64,
     forward_token: bool,
+    audience_claim: String,
 }
 
 fn check_range(d: &mut Diagnostics, value: u64, min: u64, max: u64, path: FieldPath) -> u64 {
@@ -105,6 +106,105 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Is `host` (from a URL authority, port removed) a loopback host?
+fn loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host == "[::1]"
+        || host.strip_prefix("127.").is_some_and(|rest| {
+            rest.split('.').count() == 3 && rest.split('.').all(|o| o.parse::<u8>().is_ok())
+        })
+}
+
+/// The issuer is compared with `iss` exactly, and every OpenID provider sends
+/// an `https://` URL (OpenID Connect Discovery 1.0, section 3): anything else
+/// would refuse every token with `token_issuer_unknown`. `http://` is for a
+/// test IdP on loopback, or anywhere with `allow_http_issuer`.
+fn check_issuer(d: &mut Diagnostics, cfg: &ProviderConfig, path: &FieldPath) {
+    let ipath = path.field("issuer");
+    let iss = cfg.issuer.as_str();
+    if iss.is_empty() {
+        d.error(ipath, Problem::Empty);
+        return;
+    }
+    let (scheme, rest) = match iss.split_once("://") {
+        Some((s, r)) if s == "https" || s == "http" => (s, r),
+        _ => {
+            let hint = if iss.contains("://") {
+                String::new()
+            } else {
+                format!(" (did you mean 'https://{iss}'?)")
+            };
+            d.invalid(
+                ipath,
+                format!(
+                    "'{iss}' is not an https:// URL{hint}: identity providers send 'iss' as a URL, compared exactly, so every token would be refused with token_issuer_unknown; write the issuer exactly as its tokens carry it (the 'issuer' of <issuer>/.well-known/openid-configuration)"
+                ),
+            );
+            return;
+        }
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.rsplit_once(':') {
+        Some((h, port))
+            if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+        {
+            h
+        }
+        _ => authority,
+    };
+    let bad = authority.is_empty()
+        || authority.contains('@')
+        || iss.contains(['?', '#'])
+        || iss
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    if bad {
+        d.invalid(
+            ipath,
+            format!("'{iss}': an issuer is a URL with a host and no user, query, fragment or spaces, e.g. https://idp.example.com"),
+        );
+        return;
+    }
+    if scheme == "http" && !loopback_host(host) && !cfg.allow_http_issuer {
+        d.invalid(
+            ipath,
+            msg!(
+                format!("'{iss}' is a plain http:// URL: real identity providers are https:// (OpenID Connect Discovery 1.0, section 3); http:// is accepted for loopback hosts, or with '"),
+                field("allow_http_issuer"),
+                ": true' for a test environment"
+            ),
+        );
+    }
+}
+
+/// Registered claims that can never be an audience.
+const NOT_AUDIENCE_CLAIMS: [&str; 6] = ["iss", "sub", "exp", "nbf", "iat", "jti"];
+
+/// `audience_claim`: a top-level claim name, `aud` by default.
+fn audience_claim(d: &mut Diagnostics, cfg: &ProviderConfig, path: &FieldPath) -> String {
+    let Some(claim) = &cfg.audience_claim else {
+        return "aud".to_string();
+    };
+    let cpath = path.field("audience_claim");
+    let ok = !claim.is_empty()
+        && claim.len() <= 64
+        && claim
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'));
+    if !ok {
+        d.invalid(
+            cpath,
+            format!("'{claim}': a top-level claim name (letters, digits, '_', '-', ':'), e.g. client_id"),
+        );
+    } else if NOT_AUDIENCE_CLAIMS.contains(&claim.as_str()) {
+        d.invalid(
+            cpath,
+            format!("'{claim}' is a registered claim with another meaning; the audience is 'aud' (or, for Amazon Cognito access tokens, 'client_id')"),
+        );
+    }
+    claim.clone()
 }
 
 fn check_audiences(d: &mut Diagnostics, cfg: &ProviderConfig, path: &FieldPath) {
@@ -216,10 +316,9 @@ impl Provider {
                 format!("'{}' must match [a-z0-9_-]+", cfg.name),
             );
         }
-        if cfg.issuer.is_empty() {
-            d.error(path.field("issuer"), Problem::Empty);
-        }
+        check_issuer(d, cfg, path);
         check_audiences(d, cfg, path);
+        let audience_claim = audience_claim(d, cfg, path);
         let algorithms = compile_algorithms(d, &cfg.algorithms, path, &cfg.issuer);
         let clock_skew = check_range(
             d,
@@ -250,6 +349,7 @@ impl Provider {
             clock_skew,
             max_lifetime,
             forward_token: cfg.forward_token,
+            audience_claim,
         })
     }
 
@@ -261,6 +361,10 @@ impl Provider {
     }
     pub fn audiences(&self) -> &[String] {
         &self.audiences
+    }
+    /// The claim the audiences are compared with (`aud` unless configured).
+    pub fn audience_claim(&self) -> &str {
+        &self.audience_claim
     }
     pub fn algorithms(&self) -> &[Alg] {
         &self.algorithms
@@ -312,6 +416,7 @@ impl Provider {
             backend,
             issuer: &self.issuer,
             audiences: &self.audiences,
+            audience_claim: &self.audience_claim,
             algorithms: &self.algorithms,
             keys: &keys,
             clock_skew: self.clock_skew,
@@ -328,6 +433,32 @@ impl Provider {
 }
 
 impl Provider {
+    /// The claim checks of [`Provider::verify`] alone (issuer, audience,
+    /// times, lifetime), for claims taken as signed by one of this
+    /// provider's keys: what `oam-authz diff` runs on its example tokens.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn check_claims(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        now: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        use crate::jwt::verify::{check_claims, ClaimRules};
+        let rules = ClaimRules {
+            issuer: &self.issuer,
+            audiences: &self.audiences,
+            audience_claim: &self.audience_claim,
+            clock_skew: self.clock_skew,
+            max_lifetime: self.max_lifetime,
+        };
+        let checked = check_claims(claims, &rules, now)?;
+        Ok(VerifiedToken {
+            issuer: checked.issuer,
+            subject: checked.subject,
+            expires_at: checked.expires_at,
+            claims: claims.clone(),
+        })
+    }
+
     /// Version of the key set: the token cache drops entries verified under
     /// another generation, so a rotated-out key stops being honoured at once.
     /// Inline keys never change within a policy: always 0.
@@ -376,6 +507,8 @@ mod tests {
             clock_skew_seconds: None,
             max_lifetime_seconds: None,
             forward_token: false,
+            audience_claim: None,
+            allow_http_issuer: false,
         }
     }
 
@@ -397,6 +530,29 @@ mod tests {
         assert!(warnings.is_empty());
         assert_eq!(p.keys().unwrap().len(), 1);
         assert!(p.remote().is_none());
+    }
+
+    #[test]
+    fn issuers_are_https_urls_or_loopback_http() {
+        type Edit = fn(&mut ProviderConfig);
+        let accepted: Vec<Edit> = vec![
+            |c| c.issuer = "https://gitlab.example.com".into(),
+            |c| c.issuer = "https://acme.auth0.com/".into(),
+            |c| c.issuer = "https://login.microsoftonline.com/t/v2.0".into(),
+            |c| c.issuer = "https://idp.example.com:8443/realms/x".into(),
+            |c| c.issuer = "http://localhost:8080/realms/test".into(),
+            |c| c.issuer = "http://127.0.0.1:5556/dex".into(),
+            |c| c.issuer = "http://[::1]:9000".into(),
+            |c| {
+                c.issuer = "http://keycloak:8080/realms/test".into();
+                c.allow_http_issuer = true;
+            },
+        ];
+        for edit in accepted {
+            let mut cfg = base();
+            edit(&mut cfg);
+            assert!(compile_at(&cfg, 0).is_ok(), "{}", cfg.issuer);
+        }
     }
 
     #[test]
@@ -457,6 +613,50 @@ mod tests {
             (
                 |c| c.issuer = "".into(),
                 "providers[2].issuer: must not be empty",
+            ),
+            (
+                |c| c.issuer = "gitlab.acme.example".into(),
+                "providers[2].issuer: 'gitlab.acme.example' is not an https:// URL (did you mean 'https://gitlab.acme.example'?): identity providers send 'iss' as a URL, compared exactly, so every token would be refused with token_issuer_unknown",
+            ),
+            (
+                |c| c.issuer = "ftp://idp.example.com".into(),
+                "providers[2].issuer: 'ftp://idp.example.com' is not an https:// URL: ",
+            ),
+            (
+                |c| c.issuer = "http://idp.example.com".into(),
+                "providers[2].issuer: 'http://idp.example.com' is a plain http:// URL: real identity providers are https:// (OpenID Connect Discovery 1.0, section 3); http:// is accepted for loopback hosts, or with 'allow_http_issuer: true' for a test environment",
+            ),
+            (
+                |c| c.issuer = "http://127.0.0.1.evil.example".into(),
+                "providers[2].issuer: 'http://127.0.0.1.evil.example' is a plain http:// URL",
+            ),
+            (
+                |c| c.issuer = "https://".into(),
+                "providers[2].issuer: 'https://': an issuer is a URL with a host",
+            ),
+            (
+                |c| c.issuer = "https://user@idp.example.com".into(),
+                "providers[2].issuer: 'https://user@idp.example.com': an issuer is a URL with a host and no user, query, fragment or spaces",
+            ),
+            (
+                |c| c.issuer = "https://idp.example.com/?x=1".into(),
+                "providers[2].issuer: 'https://idp.example.com/?x=1': an issuer is a URL",
+            ),
+            (
+                |c| c.issuer = "https://idp.example.com ".into(),
+                "providers[2].issuer: 'https://idp.example.com ': an issuer is a URL",
+            ),
+            (
+                |c| c.audience_claim = Some("exp".into()),
+                "providers[2].audience_claim: 'exp' is a registered claim with another meaning",
+            ),
+            (
+                |c| c.audience_claim = Some("a.b".into()),
+                "providers[2].audience_claim: 'a.b': a top-level claim name",
+            ),
+            (
+                |c| c.audience_claim = Some("".into()),
+                "providers[2].audience_claim: '': a top-level claim name",
             ),
             (
                 |c| c.audiences = vec![],

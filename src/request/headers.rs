@@ -9,7 +9,8 @@ use std::ops::Range;
 /// rejects, so such a header can neither carry a token nor crash a parser.
 #[derive(Debug, Clone, Default)]
 pub struct Headers {
-    buf: Vec<u8>,
+    /// Every name and value, validated once (invalid UTF-8 became "\0").
+    text: String,
     pairs: Vec<(Range<usize>, Range<usize>)>,
 }
 
@@ -23,9 +24,31 @@ impl Headers {
     /// value length), then each name and value followed by a NUL (all
     /// integers u32 little-endian). A malformed buffer reads as no headers.
     pub fn from_proxy_wasm(buf: Vec<u8>) -> Headers {
-        Headers::parse(&buf)
-            .map(|pairs| Headers { buf, pairs })
-            .unwrap_or_default()
+        let Some(raw) = Headers::parse(&buf) else {
+            return Headers::default();
+        };
+        // One pass of validation here, so every later read is a plain slice.
+        let mut h = Headers {
+            text: String::with_capacity(buf.len()),
+            pairs: Vec::with_capacity(raw.len()),
+        };
+        let piece = |r: Range<usize>| {
+            buf.get(r)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or("\0")
+        };
+        for (k, v) in raw {
+            h.push(piece(k), piece(v));
+        }
+        h
+    }
+
+    fn push(&mut self, k: &str, v: &str) {
+        let k0 = self.text.len();
+        self.text.push_str(k);
+        let v0 = self.text.len();
+        self.text.push_str(v);
+        self.pairs.push((k0..v0, v0..self.text.len()));
     }
 
     fn parse(b: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
@@ -52,23 +75,15 @@ impl Headers {
 
     /// Headers from (name, value) pairs (tests, the CLI).
     pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(list: &[(K, V)]) -> Headers {
-        let mut buf = Vec::new();
-        let mut pairs = Vec::with_capacity(list.len());
+        let mut h = Headers::default();
         for (k, v) in list {
-            let k0 = buf.len();
-            buf.extend_from_slice(k.as_ref().as_bytes());
-            let v0 = buf.len();
-            buf.extend_from_slice(v.as_ref().as_bytes());
-            pairs.push((k0..v0, v0..buf.len()));
+            h.push(k.as_ref(), v.as_ref());
         }
-        Headers { buf, pairs }
+        h
     }
 
     fn text(&self, r: &Range<usize>) -> &str {
-        self.buf
-            .get(r.clone())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("\0")
+        self.text.get(r.clone()).unwrap_or("\0")
     }
 
     /// Every (name, value), in order; repeated names appear repeatedly.

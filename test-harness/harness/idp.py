@@ -6,7 +6,7 @@
 * ``GET /.well-known/openid-configuration``   ``{"issuer", "jwks_uri"}``
 
 and can be told to misbehave: ``mode = "ok" | "garbage" | "bad_keys" |
-"dup_kid" | "500" | "hang"``, or go ``down()`` (listening socket closed: connection refused) and
+"dup_kid" | "one_bad_key" | "500" | "hang"``, or go ``down()`` (listening socket closed: connection refused) and
 come back ``up()``. Every request is logged (time, path) so tests can count
 what the filter fetched. Keys are ES256 (``tokens.make_key``) and rotate with
 ``rotate()``; ``token()`` signs claims with any key, known to the IdP or not.
@@ -21,7 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import tokens as T
 
-MODES = ("ok", "garbage", "bad_keys", "dup_kid", "500", "hang")
+MODES = ("ok", "garbage", "bad_keys", "dup_kid", "one_bad_key", "500", "hang")
+
+# An Ed25519 key of a supported type whose x (32 bytes, y = 2) is not a curve point.
+OFF_CURVE_ED25519 = {"kty": "OKP", "crv": "Ed25519", "kid": "off-curve", "use": "sig",
+                     "x": "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,6 +64,10 @@ class _Handler(BaseHTTPRequestHandler):
             # Valid JSON, but not a usable key set: must never replace good keys.
             return self._send(200, json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "broken",
                                                           "x": "AAAA", "y": "AAAA"}]}).encode())
+        if mode == "one_bad_key":
+            # One broken key published first, next to the good ones: it must be
+            # skipped (logged, counted), never cost the good keys.
+            return self._send(200, json.dumps({"keys": [OFF_CURVE_ED25519] + idp.jwks()["keys"]}).encode())
         if mode == "dup_kid":
             # The real keys plus a second key under an existing kid: ambiguous,
             # so the whole response must be refused (new keys in it included).

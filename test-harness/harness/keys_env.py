@@ -20,7 +20,7 @@ IDP_CLUSTER = "idp"
 
 def remote_policy(idp: TestIdP, version: str = "keys@1", *, refresh: int = 300, timeout_ms: int = 1000,
                   max_stale: int | None = None, min_refetch: int = 30, discovery: bool = False,
-                  rules: list | None = None) -> dict:
+                  rules: list | None = None, algorithms: tuple = ("ES256",)) -> dict:
     remote = {"cluster": IDP_CLUSTER, "refresh_seconds": refresh, "timeout_ms": timeout_ms,
               "min_refetch_interval_seconds": min_refetch}
     if discovery:
@@ -34,7 +34,7 @@ def remote_policy(idp: TestIdP, version: str = "keys@1", *, refresh: int = 300, 
         "policy_version": version,
         "trust_domain": "cluster.local",
         "providers": [{"name": "idp", "issuer": idp.issuer, "audiences": [idp.audience],
-                       "algorithms": ["ES256"], "remote_jwks": remote}],
+                       "algorithms": list(algorithms), "remote_jwks": remote}],
         "roles": [
             {"name": "user", "jwt": {"provider": "idp"}},
             {"name": "frontend", "principals": ["ns/shop/sa/frontend"]},

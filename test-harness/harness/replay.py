@@ -92,9 +92,13 @@ class App:
 
     def spiffe(self, principal: str) -> str:
         """A case's principal as a SPIFFE ID: a component name is resolved the
-        way the compiler does (its namespace and service account)."""
+        way the compiler does (its namespace and service account),
+        ``ns/<ns>/sa/<sa>`` in the application's trust domain."""
         if principal.startswith("spiffe://"):
             return principal
+        parts = principal.split("/")
+        if len(parts) == 4 and parts[0] == "ns" and parts[2] == "sa" and "*" not in principal:
+            return f"spiffe://{self.trust_domain}/{principal}"
         if "/" in principal or "*" in principal or principal not in self.service_accounts:
             raise ValueError(f"principal {principal!r} is neither a SPIFFE ID nor a component of {self.name}")
         return f"spiffe://{self.trust_domain}/ns/{self.namespace}/sa/{self.service_accounts[principal]}"

@@ -1,7 +1,9 @@
 """The shipped examples are real: examples/envoy/envoy.yaml and the ECDS
-variant run in Envoy (paths and ports substituted, loopback only),
-envoy-remote-jwks.yaml passes `envoy --mode validate`, and `make demo`'s
-script runs to completion."""
+variant run in Envoy with the paths examples/envoy/local.py substitutes (as
+the README's steps do; ports made kernel-chosen, loopback only), a token
+minted by examples/keys/mint.py is accepted, envoy-remote-jwks.yaml passes
+`envoy --mode validate`, and `make demo`'s scripts run to completion (the
+shop demo, and `make demo APP=… CASES=…` on an example application)."""
 import os
 import subprocess
 import sys
@@ -9,28 +11,24 @@ import time
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from harness import client as C
 from harness import envoy as E
 
 EXAMPLES = os.path.join(E.REPO, "examples", "envoy")
+sys.path.insert(0, EXAMPLES)
+sys.path.insert(0, os.path.join(E.REPO, "examples", "keys"))
+
+import local  # noqa: E402  (examples/envoy/local.py)
+from mint import mint  # noqa: E402  (examples/keys/mint.py)
 
 
 def localize(text, pki, echo, ecds_dir=None):
-    subs = {
-        "/etc/oam-authz/oam_authz.wasm": E.WASM,
-        "/etc/certs/cert-chain.pem": pki.server.cert,
-        "/etc/certs/key.pem": pki.server.key,
-        "/etc/certs/root-cert.pem": pki.ca_cert,
-        "port_value: 15000": "port_value: 0",
-        "port_value: 15006": "port_value: 0",
-        "port_value: 8080": f"port_value: {echo.port}",
-        "address: 0.0.0.0": "address: 127.0.0.1",
-    }
+    paths = {"wasm": E.WASM, "cert": pki.server.cert, "key": pki.server.key, "ca": pki.ca_cert}
     if ecds_dir:
-        subs["/etc/oam-authz/ecds"] = ecds_dir
-    for a, b in subs.items():
-        text = text.replace(a, b)
+        paths["ecds"] = ecds_dir
+    text = local.localize(text, paths, {"admin": 0, "inbound": 0, "app": echo.port})
     live = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     assert not [ln for ln in live if "/etc/" in ln], "unsubstituted path in example"
     return text
@@ -49,6 +47,13 @@ def check_shop_policy(env, pki):
     assert r.status == 401 and r.reason_code == "token_missing", r
     r = get(env, pki, "/public/../admin/users")  # normalized by Envoy, then judged
     assert r.status == 401 and r.reason_code == "token_missing", r
+    # A token minted with the test-only example key, as the README shows.
+    now = int(time.time())
+    admin = mint({"iss": "https://shop.okta.example/oauth2/default", "aud": "api://shop", "sub": "alice",
+                  "groups": ["admins"], "iat": now, "exp": now + 600})
+    r = C.request(env.ports["inbound"], "/admin/users", cert=pki.clients["frontend"], ca=pki.ca_cert, timeout=5,
+                  bearer=admin)
+    assert r.status == 200, r
 
 
 def test_example_envoy_yaml(workdir, pki, echo, wasm):
@@ -109,3 +114,54 @@ def test_demo_runs(wasm):
                    "x-oam-authz-reason: token_bad_signature", "x-oam-authz-reason: role_required",
                    'oam-authz-audit {"ts"', "curl -sS"):
         assert needle in out.stdout, needle
+
+
+def test_local_setup_writes_runnable_configs(workdir, wasm):
+    """examples/envoy/local.py (the README's first step): every /etc path of
+    the examples is replaced, the files it names exist, and the token verifies."""
+    out = os.path.join(workdir, "envoy-example")
+    made = local.setup(out)
+    for name in ("envoy.yaml", "envoy-ecds.yaml", os.path.join("ecds", "oam-authz.yaml")):
+        text = open(os.path.join(out, name)).read()
+        live = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+        assert not [ln for ln in live if "/etc/" in ln], name
+        for ln in live:
+            if "filename:" in ln:
+                path = ln.split("filename:", 1)[1].strip(" }")
+                assert os.path.exists(path), (name, path)
+    assert made["token"].count(".") == 2
+
+
+@pytest.mark.parametrize("app,workload", [
+    ("artifact-store", "spiffe://cluster.local/ns/ci/sa/tekton-release"),  # recorded tokens, times shifted
+    ("quickstart", "spiffe://cluster.local/ns/tekton-pipelines/sa/builder"),  # the README's app, remoteJwks
+])
+def test_demo_app_runs_your_application(wasm, app, workload):
+    """`make demo APP=examples/<app>/app.yaml CASES=…/cases.yaml`: every
+    case through a real Envoy with certificates and signed tokens."""
+    d = os.path.join(E.REPO, "examples", app)
+    n = len(yaml.safe_load(open(os.path.join(d, "cases.yaml")))["cases"])
+    assert n > 0
+    out = subprocess.run([sys.executable, os.path.join(E.REPO, "test-harness", "demo_app.py"),
+                          os.path.join(d, "app.yaml"), os.path.join(d, "cases.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert f"{n} of {n} cases answered by Envoy as expected" in out.stdout, out.stdout[-2000:]
+    for needle in ("curl -sS --cacert", '-H "authorization: Bearer $TOKEN"', "=> HTTP 200", "=> HTTP 401",
+                   "x-oam-authz-reason: role_required", f"# as workload {workload}"):
+        assert needle in out.stdout, needle
+    assert "DIFFERENT" not in out.stdout
+
+
+def test_demo_app_reports_a_case_envoy_answers_differently(wasm, workdir):
+    """A wrong expectation is shown as DIFFERENT and fails the run."""
+    cases = os.path.join(workdir, "wrong-cases.yaml")
+    with open(cases, "w") as f:
+        f.write("cases:\n  - {name: wrong, component: api, method: POST, path: /deployments/staging, "
+                "expect: {decision: allow}}\n")
+    out = subprocess.run([sys.executable, os.path.join(E.REPO, "test-harness", "demo_app.py"),
+                          os.path.join(E.REPO, "examples", "deploy-api", "app.yaml"), cases],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "=> HTTP 401  x-oam-authz-reason: token_missing" in out.stdout, out.stdout
+    assert "DIFFERENT" in out.stdout and "0 of 1 cases answered by Envoy as expected" in out.stdout

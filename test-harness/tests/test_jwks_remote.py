@@ -275,3 +275,23 @@ def test_jwks_garbage_500_and_hang_never_replace_good_keys(workdir, pki, echo, w
         assert jwks_stats(env).get("fetch_success", 0) > ok_before
     finally:
         env.stop()
+
+
+def test_jwks_one_malformed_key_is_skipped_the_rest_kept(workdir, pki, echo, wasm, idp):
+    """The IdP publishes an Ed25519 key whose x is not a curve point before
+    its good ES256 key, to a provider allowing both algorithms: the bad key
+    is skipped with a log line naming it and counted in keys_skipped; tokens
+    of the good key are accepted from the first fetch (no outage)."""
+    idp.set_mode("one_bad_key")
+    env = keys_envoy(workdir, "jwks-one-bad-key", pki, echo, idp,
+                     remote_policy(idp, refresh=300, algorithms=("ES256", "EdDSA"))).start()
+    try:
+        tok = idp.token()
+        wait_for(lambda: status(env, tok)[0] == 200, 5, what="the good key in use")
+        env.wait_for_log(r"jwks\.keys\[0\]: skipped: unusable: Ed25519 key rejected")
+        env.wait_for_log(r"fetched JWKS version 1 from http://127\.0\.0\.1:\d+/jwks: 1 usable keys, 1 skipped")
+        wait_for(lambda: jwks_stats(env).get("keys_skipped") == 1, 5, what="keys_skipped counted")
+        assert jwks_stats(env).get("keys_loaded") == 1
+        assert status(env, idp.token(kid="off-curve")) == (401, "token_unknown_kid")
+    finally:
+        env.stop()

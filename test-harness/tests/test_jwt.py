@@ -15,6 +15,7 @@ CLAIM_CASES = [
     ("/claim/nested", {"org": {"team": "payments"}}, {"org": {"team": "billing"}}),
     ("/claim/number", {"level": 3}, {"level": 4}),
     ("/claim/bool", {"email_verified": True}, {"email_verified": False}),
+    ("/claim/prefix", {"namespace_path": "platform/tools"}, {"namespace_path": "platform-evil/tools"}),
 ]
 
 
@@ -144,3 +145,22 @@ def test_valid_token_repeated_uses_cache_consistently(call, issuers):
         assert_allowed(call("/claim/eq", token=tok))
     # the same token on a path it does not grant
     assert_denied(call("/claim/oneof", token=tok), 403, "role_required")
+
+
+# docs/differences.md: where the filter deliberately differs from jwt_authn.
+def test_empty_bearer_is_a_malformed_token_not_a_missing_one(call):
+    # Envoy trims the trailing space of "Bearer ": the filter sees "Bearer".
+    r = call("/claim/eq", headers=[("Authorization", "Bearer ")])
+    assert_denied(r, 401, "token_malformed")
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_bearer_scheme_is_case_insensitive(call, issuers, scheme):
+    tok = issuers["okta"].token(dept="eng")
+    assert_allowed(call("/claim/eq", headers=[("Authorization", f"{scheme} {tok}")]))
+
+
+def test_query_token_is_not_percent_decoded(call, issuers):
+    tok = issuers["okta"].token(dept="eng")
+    assert_allowed(call(f"/claim/eq?access_token={tok}"))
+    assert_denied(call("/claim/eq?access_token=" + tok.replace(".", "%2E")), 401, "token_malformed")

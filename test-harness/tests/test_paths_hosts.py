@@ -4,7 +4,8 @@ normalization OFF (the filter itself must refuse: 400 path_not_canonical).
 Hosts: case-insensitive, port removed."""
 import pytest
 
-from harness.checks import assert_allowed, assert_denied
+from harness import policy as POL
+from harness.checks import Caller, assert_allowed, assert_denied, start_envoy
 
 # Each of these, read naively as a string, starts with the public prefix
 # "/public/" but really addresses /admin/x (admin needs a token with groups=admins).
@@ -26,6 +27,7 @@ NON_CANONICAL = TRICKS + [
     "/public/%2E/x",
     "/public/%61dmin",   # percent-encoded unreserved character
     "/public/x;jsessionid=1",
+    "/public/%2569nternal",  # double-encoded: an upstream decoding twice sees /public/internal
 ]
 
 
@@ -63,6 +65,34 @@ def test_non_canonical_refused_by_filter_on_raw_listener(call, echo, path):
 def test_non_canonical_refused_even_with_strong_identity(call, issuers, pki, path):
     tok = issuers["okta"].token(groups=["admins"])
     assert_denied(call(path, token=tok, cert=pki.clients["frontend"], listener="raw"), 400, "path_not_canonical")
+
+
+@pytest.mark.parametrize("path", ["/public/%2569nternal/x", "/public/%252e%252e/admin/x", "/public/100%2541"])
+def test_double_encoding_is_refused_after_envoy_normalization(call, echo, path):
+    """Envoy's RFC 3986 normalization leaves %25 alone (it decodes unreserved
+    characters only), so the double-encoded escape reaches the filter, which
+    refuses it instead of allowing it by the /public/* rule."""
+    before = len(echo.requests)
+    assert_denied(call(path, listener="optional"), 400, "path_not_canonical")
+    assert len(echo.requests) == before
+
+
+@pytest.fixture(scope="module")
+def percent_envoy(workdir, pki, echo, wasm, policy):
+    import copy
+    p = copy.deepcopy(policy)
+    p["allow_encoded_percent"] = True
+    env = start_envoy(workdir, "encoded-percent", pki, echo, POL.to_json(p))
+    yield Caller(env, pki)
+    env.stop()
+
+
+@pytest.mark.parametrize("listener", ["optional", "raw"])
+def test_allow_encoded_percent_lets_literal_percent_through(percent_envoy, listener):
+    """The documented opt-out: a path that really carries '%' before hex digits."""
+    assert_allowed(percent_envoy("/public/100%2541", listener=listener), "/public/100%2541")
+    # everything else stays refused
+    assert_denied(percent_envoy("/public/%2Fadmin", listener="raw"), 400, "path_not_canonical")
 
 
 def test_canonical_paths_pass_on_raw_listener(call, issuers):

@@ -2,10 +2,12 @@
 //! applications, and the usage/I-O error type.
 
 use clap::ValueEnum;
-use oam_authz::oam::{compile_app, load_str, Application, CompiledComponent, Finding, Options};
+use oam_authz::oam::{check_text, Application, Checked, CompiledComponent, Finding, Options};
 use oam_authz::Mode;
+use std::io::Read as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `--mode`: enforce or audit.
 #[derive(Clone, Copy, ValueEnum)]
@@ -23,8 +25,8 @@ impl ModeArg {
     }
 }
 
-/// `--output`.
-#[derive(Clone, Copy, ValueEnum)]
+/// `--output` of `explain`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Text,
     Json,
@@ -46,7 +48,54 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Write to standard output. A closed pipe (`oam-authz … | head`) ends the
+/// run quietly, as for other Unix tools, instead of a panic.
+pub fn out(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing the output: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// Standard input has been read (by a `-` argument).
+static STDIN_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Is this file argument `-` (standard input)?
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// How a file argument is named in messages and findings.
+pub fn display_name(path: &Path) -> String {
+    if is_stdin(path) {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// A file argument's text; `-` reads standard input (once per run).
 pub fn read(path: &Path) -> Result<String, Fatal> {
+    if is_stdin(path) {
+        if STDIN_TAKEN.swap(true, Ordering::SeqCst) {
+            return Err(Fatal(
+                "'-' (standard input) is given twice: standard input can be read only once".into(),
+            ));
+        }
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Fatal(format!("<stdin>: {e}")))?;
+        return Ok(text);
+    }
     std::fs::read_to_string(path).map_err(|e| Fatal(format!("{}: {e}", path.display())))
 }
 
@@ -59,28 +108,12 @@ pub fn read_jwks(path: Option<&Path>) -> Result<Option<serde_json::Value>, Fatal
 }
 
 /// Every application of a file, compiled, and every finding.
-pub struct Loaded {
-    pub apps: Vec<(Application, Vec<CompiledComponent>)>,
-    pub findings: Vec<Finding>,
-}
+pub type Loaded = Checked;
 
+/// Read (a path, or `-` for stdin), load and compile a file.
 pub fn load(path: &Path, opts: &Options) -> Result<Loaded, Fatal> {
     let text = read(path)?;
-    let (apps, mut findings) = load_str(&text);
-    let mut out = Vec::new();
-    for app in apps {
-        let (compiled, f) = compile_app(&app, opts);
-        findings.extend(f);
-        out.push((app, compiled));
-    }
-    let file = path.display().to_string();
-    for f in &mut findings {
-        f.file.clone_from(&file);
-    }
-    Ok(Loaded {
-        apps: out,
-        findings,
-    })
+    Ok(check_text(&text, &display_name(path), opts))
 }
 
 /// Load and refuse on errors (warnings go to stderr).
@@ -92,7 +125,7 @@ pub fn load_clean(path: &Path, opts: &Options) -> Result<Result<Loaded, ExitCode
     if loaded.findings.iter().any(Finding::is_error) {
         eprintln!(
             "{}: not compiled: fix the errors above (oam-authz validate lists them all)",
-            path.display()
+            display_name(path)
         );
         return Ok(Err(ExitCode::from(1)));
     }

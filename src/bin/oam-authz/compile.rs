@@ -1,10 +1,14 @@
 //! `oam-authz compile`: WasmPlugin resources (or plain plugin configs).
 
-use crate::common::{load_clean, Fatal, ModeArg};
+use crate::common::{display_name, is_stdin, load_clean, out, Fatal, ModeArg};
 use crate::dataplane::DataplaneArgs;
 use crate::module_pin;
+use crate::outdir::generated_before;
 use clap::{Args, ValueEnum};
-use oam_authz::oam::{join_stdout, render, Format, Options, PluginSettings};
+use oam_authz::oam::{
+    generated_header, idp_manifests, join_stdout, render, Format, Options, PluginSettings,
+};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,36 +20,65 @@ pub enum OutFormat {
     Envoy,
 }
 
+/// `--image-pull-policy`, as Istio spells it.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PullPolicy {
+    #[value(name = "IfNotPresent")]
+    IfNotPresent,
+    #[value(name = "Always")]
+    Always,
+}
+
 #[derive(Args)]
 pub struct CompileArgs {
-    /// The OAM application (YAML).
+    /// The OAM application (YAML); `-` reads standard input.
     app: PathBuf,
     /// Where Istio pulls the module from: oci://…, https://… or file://…
     #[arg(long)]
     url: Option<String>,
     /// Pinned in each WasmPlugin's sha256: the .wasm file for https:// and
     /// file:// URLs; for oci:// the image layout `make image` writes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sha256")]
     module: Option<PathBuf>,
+    /// The digest (64 hex digits) pinned in each WasmPlugin: the module's
+    /// SHA-256 for https:// URLs, the image's manifest digest for oci://.
+    #[arg(long)]
+    sha256: Option<String>,
+    /// When Istio pulls the module (default: Istio's, IfNotPresent except
+    /// for an OCI ':latest' tag).
+    #[arg(long, value_enum)]
+    image_pull_policy: Option<PullPolicy>,
+    /// A docker-registry Secret in the application's namespace, for a
+    /// private registry.
+    #[arg(long)]
+    image_pull_secret: Option<String>,
     /// Also emit a deny-all plugin for each component without mesh-access.
     #[arg(long)]
     namespace_default: bool,
+    /// Also emit the ServiceEntry/DestinationRule (or EnvoyFilter) each
+    /// remoteJwks IdP needs for the sidecars to reach it.
+    #[arg(long)]
+    idp_manifests: bool,
     #[arg(long, value_enum, default_value = "wasmplugin")]
     format: OutFormat,
-    /// Write one file per plugin into this directory instead of stdout.
+    /// Write one file per plugin into this directory instead of stdout (and
+    /// remove the files an earlier run wrote there that are no longer made).
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Override every component's mode (rollout: audit first, then enforce).
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
-    /// Order among AUTHN-phase plugins (higher runs first).
-    #[arg(long, default_value_t = 1000)]
+    /// Order among AUTHN-phase plugins (higher runs first; may be negative).
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     priority: i64,
     /// Longest token lifetime a provider may allow, in seconds.
     #[arg(long, default_value_t = 86_400)]
     max_token_lifetime: u64,
     #[command(flatten)]
     dataplane: DataplaneArgs,
+    /// An application with no mesh-access trait is not an error.
+    #[arg(long)]
+    allow_unprotected: bool,
 }
 
 /// `--url`: required for WasmPlugins, one of the schemes Istio pulls from.
@@ -69,34 +102,128 @@ fn module_url(format: Format, url: Option<String>) -> Result<String, Fatal> {
     }
 }
 
+/// `--sha256` as given, or what `--module` pins for this URL, in every WasmPlugin.
+fn module_digest(
+    url: &str,
+    module: Option<&PathBuf>,
+    sha256: Option<String>,
+) -> Result<Option<String>, Fatal> {
+    if let Some(hex) = sha256 {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Fatal(format!(
+                "--sha256 '{hex}': 64 lowercase hex digits (sha256sum oam_authz.wasm, or the image digest make image prints)"
+            )));
+        }
+        return Ok(Some(hex));
+    }
+    module_pin::pin(url, module.map(PathBuf::as_path))
+}
+
+/// Nothing pins a module pulled by a mutable reference: sidecars started at
+/// different times may run different filters.
+fn mutable_url_warning(url: &str, pinned: bool) -> Option<String> {
+    if pinned || url.starts_with("file://") || url.contains("@sha256:") {
+        return None;
+    }
+    let fix = "pin it with --module (the image layout of make image for oci://, the .wasm file otherwise) or --sha256 HEX (Istio then refuses any other bytes), or a digest (oci://…@sha256:…)";
+    if let Some(rest) = url.strip_prefix("oci://") {
+        let last = rest.rsplit('/').next().unwrap_or(rest);
+        let tag = last.split_once(':').map_or("latest", |(_, t)| t);
+        let latest = if tag == "latest" {
+            ", and Istio re-pulls ':latest' on every change (imagePullPolicy defaults to Always for it)"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "warning: --url {url}: the tag '{tag}' is mutable and nothing pins the module: sidecars may run different filters over time{latest}; {fix}"
+        ));
+    }
+    Some(format!(
+        "warning: --url {url}: nothing pins the module: whatever the URL serves when a sidecar starts is run; {fix}"
+    ))
+}
+
+/// A Kubernetes Secret name (RFC 1123 subdomain).
+fn check_secret_name(name: &str) -> Result<(), Fatal> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Fatal(format!(
+            "--image-pull-secret '{name}': a Kubernetes Secret name (lowercase letters, digits, '-', '.')"
+        )))
+    }
+}
+
+fn settings(a: &CompileArgs, format: Format, url: String) -> Result<PluginSettings, Fatal> {
+    let sha256 = module_digest(&url, a.module.as_ref(), a.sha256.clone())?;
+    if let Some(s) = &a.image_pull_secret {
+        check_secret_name(s)?;
+    }
+    if format == Format::WasmPlugin {
+        if let Some(w) = mutable_url_warning(&url, sha256.is_some()) {
+            eprintln!("{w}");
+        }
+    }
+    Ok(PluginSettings {
+        url,
+        sha256,
+        priority: a.priority,
+        image_pull_policy: a.image_pull_policy.map(|p| {
+            match p {
+                PullPolicy::IfNotPresent => "IfNotPresent",
+                PullPolicy::Always => "Always",
+            }
+            .to_string()
+        }),
+        image_pull_secret: a.image_pull_secret.clone(),
+        ambient: a.dataplane.ambient(),
+    })
+}
+
 pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
     let format = match a.format {
         OutFormat::Wasmplugin => Format::WasmPlugin,
         OutFormat::Envoy => Format::Envoy,
     };
-    let url = module_url(format, a.url)?;
-    let sha256 = module_pin::pin(&url, a.module.as_deref())?;
+    if a.idp_manifests && format == Format::Envoy {
+        return Err(Fatal(
+            "--idp-manifests makes Istio resources; with --format envoy add the IdP cluster to the Envoy configuration (docs/operations.md, \"The cluster\")".into(),
+        ));
+    }
     let mut opts = Options {
         max_token_lifetime: a.max_token_lifetime,
         mode: a.mode.map(ModeArg::mode),
+        allow_unprotected: a.allow_unprotected,
         ..Options::default()
     };
     a.dataplane.apply(&mut opts)?;
+    let url = module_url(format, a.url.clone())?;
+    let settings = settings(&a, format, url)?;
     let loaded = match load_clean(&a.app, &opts)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let settings = PluginSettings {
-        url,
-        sha256,
-        priority: a.priority,
-        ambient: a.dataplane.ambient(),
+    let source = if is_stdin(&a.app) {
+        display_name(&a.app)
+    } else {
+        a.app
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
     };
-    let source = a
-        .app
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
     let mut rendered = Vec::new();
     for (app, compiled) in &loaded.apps {
         rendered.extend(render(
@@ -107,17 +234,40 @@ pub fn run(a: CompileArgs) -> Result<ExitCode, Fatal> {
             &settings,
             a.namespace_default,
         )?);
+        if a.idp_manifests {
+            let (docs, warnings) =
+                idp_manifests(app, compiled, &generated_header(&source, &app.name))?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            rendered.extend(docs);
+        }
     }
-    match a.out_dir {
+    match &a.out_dir {
         Some(dir) => {
-            std::fs::create_dir_all(&dir).map_err(|e| Fatal(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| Fatal(format!("{}: {e}", dir.display())))?;
+            let written: BTreeSet<PathBuf> =
+                rendered.iter().map(|r| dir.join(&r.file_name)).collect();
+            for (app, _) in &loaded.apps {
+                for stale in generated_before(dir, &app.name) {
+                    if !written.contains(&stale) {
+                        std::fs::remove_file(&stale)
+                            .map_err(|e| Fatal(format!("{}: {e}", stale.display())))?;
+                        eprintln!(
+                            "removed {} (written by an earlier compile of {}, no longer generated)",
+                            stale.display(),
+                            app.name
+                        );
+                    }
+                }
+            }
             for r in &rendered {
                 let p = dir.join(&r.file_name);
                 std::fs::write(&p, &r.text).map_err(|e| Fatal(format!("{}: {e}", p.display())))?;
                 eprintln!("wrote {}", p.display());
             }
         }
-        None => print!("{}", join_stdout(&rendered, format)?),
+        None => out(&join_stdout(&rendered, format)?),
     }
     Ok(ExitCode::SUCCESS)
 }

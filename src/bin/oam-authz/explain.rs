@@ -1,23 +1,24 @@
 //! `oam-authz explain`: the decision for one request, and why.
 
-use crate::common::{find_component, load_clean, now_unix, read, read_jwks, Fatal};
+use crate::common::{find_component, load_clean, now_unix, out, read, read_jwks, Fatal, Output};
 use clap::Args;
-use oam_authz::oam::{evaluate, explain_text, Input, Options};
+use oam_authz::oam::{evaluate, explain_json, explain_text, Input, Options};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct ExplainArgs {
+    /// The OAM application (YAML); `-` reads standard input.
     app: PathBuf,
     #[arg(long)]
     component: String,
     /// The caller's SPIFFE ID, or a component name of the application.
     #[arg(long)]
     principal: Option<String>,
-    /// A file holding a compact JWT; verified with the provider's keys.
+    /// A file holding a compact JWT (`-`: standard input); verified with the provider's keys.
     #[arg(long, conflicts_with = "claims")]
     token: Option<PathBuf>,
-    /// Claims as JSON (or @file), taken as verified: the signature is not checked.
+    /// Claims as JSON (or @file, @- for standard input), taken as verified: the signature is not checked.
     #[arg(long)]
     claims: Option<String>,
     /// Provider of --claims (default: by 'iss', or the only one).
@@ -37,6 +38,12 @@ pub struct ExplainArgs {
     /// fetches its keys at run time (remoteJwks).
     #[arg(long, requires = "token")]
     jwks: Option<PathBuf>,
+    /// `text` (default) or `json`.
+    #[arg(short, long, value_enum, default_value = "text")]
+    output: Output,
+    /// Exit 1 when the decision is DENY (0 on ALLOW), for scripts and CI.
+    #[arg(long)]
+    exit_code: bool,
 }
 
 /// `--claims`: a JSON object, inline or `@file`.
@@ -78,6 +85,16 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode, Fatal> {
         jwks,
     };
     let outcome = evaluate(app, c, &input).map_err(Fatal)?;
-    print!("{}", explain_text(c, app, &input, &outcome));
-    Ok(ExitCode::SUCCESS)
+    match a.output {
+        Output::Text => out(&explain_text(c, app, &input, &outcome)),
+        Output::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&explain_json(c, app, &input, &outcome))?
+        )),
+    }
+    Ok(if a.exit_code && !outcome.decision.allowed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

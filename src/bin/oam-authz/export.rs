@@ -1,6 +1,6 @@
 //! `oam-authz export-istio`: the nearest native Istio equivalent.
 
-use crate::common::{load_clean, Fatal};
+use crate::common::{load_clean, out, Fatal};
 use crate::dataplane::DataplaneArgs;
 use clap::Args;
 use oam_authz::oam::{export_istio, Options};
@@ -25,6 +25,6 @@ pub fn run(a: ExportIstioArgs) -> Result<ExitCode, Fatal> {
     for (app, compiled) in &loaded.apps {
         docs.push(export_istio(app, compiled)?);
     }
-    print!("{}", docs.join("---\n"));
+    out(&docs.join("---\n"));
     Ok(ExitCode::SUCCESS)
 }

@@ -8,10 +8,13 @@
 mod common;
 mod compile;
 mod dataplane;
+mod diff;
 mod explain;
 mod export;
 mod export_envoy;
 mod module_pin;
+mod outdir;
+mod report;
 mod test;
 mod validate;
 
@@ -42,6 +45,8 @@ enum Command {
     Test(test::TestArgs),
     /// Emit the nearest Istio RequestAuthentication + AuthorizationPolicy.
     ExportIstio(export::ExportIstioArgs),
+    /// Every region of requests two revisions decide differently (exit 0 same, 3 narrowed, 4 widened).
+    Diff(diff::DiffArgs),
     /// Emit the native Envoy filters (jwt_authn + rbac) for the policy.
     ExportEnvoy(export_envoy::ExportEnvoyArgs),
 }
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => explain::run(a),
         Command::Test(a) => test::run(a),
         Command::ExportIstio(a) => export::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::ExportEnvoy(a) => export_envoy::run(a),
     };
     match result {

@@ -639,10 +639,17 @@ fn skipped_keys_are_logged_and_oversized_bodies_refused() {
     enc["use"] = json!("enc");
     let mut broken = ed_jwk(&k1, Some("broken"));
     broken["x"] = json!("AAAA");
-    let body = json!({"keys": [enc, broken, {"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"}, ed_jwk(&k1, Some("k1"))]}).to_string();
+    // 32 bytes, but not the encoding of a curve point (y = 2).
+    let mut off_curve = ed_jwk(&k1, Some("off-curve"));
+    off_curve["x"] = json!("AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let body = json!({"keys": [enc, broken, {"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"}, off_curve, ed_jwk(&k1, Some("k1"))]}).to_string();
     a.tick();
     a.respond(only_call(&world).token, Some(200), &body);
-    assert!(a.host.logged("1 usable keys, 3 skipped"));
+    assert!(a.host.logged("1 usable keys, 4 skipped"));
+    assert!(a
+        .host
+        .logged("jwks.keys[3]: skipped: unusable: Ed25519 key rejected"));
+    assert_eq!(a.host.counter("oam_authz.jwks.idp.keys_skipped"), 4);
     assert!(a.host.logged("jwks.keys[0]: skipped: \"use\" is \"enc\""));
     assert!(a
         .host
@@ -660,6 +667,15 @@ fn skipped_keys_are_logged_and_oversized_bodies_refused() {
     a.keys.on_response(&mut a.host, call.token, resp);
     assert!(a.host.logged("over the 262144-byte cap"));
     assert_eq!(a.get("/api", Some(&token(&k1, world.clock.get()))).0, 200);
+    // The same set fetched again is not counted again.
+    let before = world.calls().len();
+    world.advance(REFRESH_MS);
+    a.tick();
+    assert_eq!(world.calls().len(), before + 1);
+    let again = world.calls().last().unwrap().token;
+    a.respond(again, Some(200), &body);
+    assert_eq!(a.host.counter("oam_authz.jwks.idp.fetch_success"), 2);
+    assert_eq!(a.host.counter("oam_authz.jwks.idp.keys_skipped"), 4);
 }
 
 #[test]

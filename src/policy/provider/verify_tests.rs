@@ -59,6 +59,8 @@ fn fx() -> &'static Fixture {
             clock_skew_seconds: None,
             max_lifetime_seconds: None,
             forward_token: false,
+            audience_claim: None,
+            allow_http_issuer: false,
         };
         let (provider, _) = super::tests::compile_at(&cfg, 0).unwrap();
         Fixture {
@@ -424,14 +426,6 @@ fn kid_rules() {
         (r#"{"alg":"EdDSA","kid":"ED1"}"#, unknown("ED1")),
         (r#"{"alg":"EdDSA","kid":"ed1 "}"#, unknown("ed1 ")),
         (r#"{"alg":"EdDSA","kid":"../ed1"}"#, unknown("../ed1")),
-        // Two Ed25519 keys and no kid: we refuse rather than try each.
-        (
-            r#"{"alg":"EdDSA"}"#,
-            TokenError::NoUniqueKey {
-                alg: Alg::EdDSA,
-                candidates: 2,
-            },
-        ),
         (
             r#"{"alg":"EdDSA","kid":7}"#,
             TokenError::BadHeader("'kid' must be a string".into()),
@@ -559,7 +553,7 @@ fn oversized_token_fails_before_decoding() {
     assert_eq!(refusal(&token), too_large_token);
     assert_eq!(peek_issuer(&token).unwrap_err(), too_large_token);
     // Large header segment, large payload segment.
-    let big_h = "A".repeat(2000);
+    let big_h = "A".repeat(verify::MAX_HEADER_SEGMENT + 1);
     assert_eq!(
         refusal(&format!("{big_h}.AAAA.AAAA")),
         TokenError::TooLarge {
@@ -708,7 +702,9 @@ fn claim_table() {
         (
             "aud missing",
             json!({"aud": null}),
-            Err(TokenError::AudienceMissing),
+            Err(TokenError::AudienceMissing {
+                claim: "aud".into(),
+            }),
         ),
         ("aud string hit", json!({"aud": "billing"}), Ok(())),
         (
@@ -933,17 +929,53 @@ fn errors_display_clipped_untrusted_text() {
     assert!(!msg.contains('\n'));
 }
 
+/// Without `kid`, each key that can verify the `alg` is tried in key-set
+/// order (at most `MAX_KIDLESS_KEYS`), as Envoy's jwt_authn does; a token no
+/// key verifies is refused with a bad signature, never let through.
 #[test]
-fn unused_fixture_keys_are_real() {
-    // ed2 is in the set; make sure a token it signs without kid is refused as
-    // ambiguous rather than verified against "some" key.
+fn tokens_without_kid_try_each_key_of_the_algorithm() {
     let h = r#"{"alg":"EdDSA"}"#;
+    let c = claims(json!({}));
+    // ed1 is the first Ed25519 key of the set, ed2 the second.
+    assert!(verify_token(&ed_token(&fx().ed1, h, &c)).is_ok());
+    assert!(verify_token(&ed_token(&fx().ed2, h, &c)).is_ok());
+    let stranger = Ed25519KeyPair::generate();
     assert_eq!(
-        refusal(&ed_token(&fx().ed2, h, &claims(json!({})))),
-        TokenError::NoUniqueKey {
+        refusal(&ed_token(&stranger, h, &c)),
+        TokenError::BadSignature
+    );
+    // ES256: one key in the set, as before.
+    assert!(verify_token(&fx().ec1.sign(jwt_claims("a")).unwrap()).is_ok());
+    // More candidates than the bound: refused before any signature check.
+    let many: Vec<Value> = (0..=crate::jwt::jwks::MAX_KIDLESS_KEYS)
+        .map(|i| ed_jwk(&Ed25519KeyPair::generate(), Some(&format!("k{i}"))))
+        .collect();
+    let cfg = ProviderConfig {
+        name: "many".into(),
+        issuer: ISS.into(),
+        audiences: vec!["orders".into()],
+        algorithms: vec!["EdDSA".into()],
+        jwks: Some(json!({ "keys": many })),
+        remote_jwks: None,
+        from: None,
+        clock_skew_seconds: None,
+        max_lifetime_seconds: None,
+        forward_token: false,
+        audience_claim: None,
+        allow_http_issuer: false,
+    };
+    let (p, _) = super::tests::compile_at(&cfg, 0).unwrap();
+    assert_eq!(
+        p.verify(&ed_token(&stranger, h, &c), NOW),
+        Err(TokenError::NoUniqueKey {
             alg: Alg::EdDSA,
-            candidates: 2
-        }
+            candidates: crate::jwt::jwks::MAX_KIDLESS_KEYS + 1
+        })
+    );
+    // With a kid the lookup stays exact: ed2's token under kid ed1 fails.
+    assert_eq!(
+        refusal(&ed_token(&fx().ed2, ED1, &c)),
+        TokenError::BadSignature
     );
 }
 
@@ -1047,11 +1079,141 @@ fn refusal_codes_are_stable() {
             TokenError::IssuerMismatch { found: "x".into() },
             "token_issuer_unknown",
         ),
-        (TokenError::AudienceMissing, "token_audience_mismatch"),
+        (
+            TokenError::AudienceMissing {
+                claim: "aud".into(),
+            },
+            "token_audience_mismatch",
+        ),
         (TokenError::AudienceMismatch, "token_audience_mismatch"),
         (TokenError::AudienceInvalid, "token_audience_mismatch"),
     ];
     for (e, want) in table {
         assert_eq!(e.code(), want, "{e:?}");
+    }
+}
+
+/// Amazon Cognito access tokens carry the app client id in `client_id` and
+/// no `aud`; ID tokens carry it in `aud` and no `client_id`. With
+/// `audience_claim: client_id` only access tokens for the client pass, on
+/// both signature paths (jwt-simple must not re-check `aud` then).
+#[test]
+fn cognito_access_tokens_use_client_id_as_the_audience() {
+    const COGNITO: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123";
+    let rsa = RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("c1");
+    let cfg = ProviderConfig {
+        name: "cognito".into(),
+        issuer: COGNITO.into(),
+        audiences: vec!["5r2ekm3pt1pd2kk4fafm4fmd7".into()],
+        algorithms: vec!["RS256".into()],
+        jwks: Some(json!({"keys": [rsa_jwk(&rsa, Some("c1"))]})),
+        remote_jwks: None,
+        from: None,
+        clock_skew_seconds: None,
+        max_lifetime_seconds: Some(3600),
+        forward_token: false,
+        audience_claim: Some("client_id".into()),
+        allow_http_issuer: false,
+    };
+    let (p, _) = super::tests::compile_at(&cfg, 0).unwrap();
+    assert_eq!(p.audience_claim(), "client_id");
+    let sign = |extra: Value| {
+        let mut c = json!({
+            "token_use": "access", "scope": "orders/read", "cognito:groups": ["release-managers"],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let mut claims = Claims::with_custom_claims(c, Duration::from_secs(300))
+            .with_issuer(COGNITO)
+            .with_subject("u-1");
+        claims.issued_at = Some(UnixTimeStamp::from_secs(NOW - 10));
+        claims.invalid_before = None;
+        claims.expires_at = Some(UnixTimeStamp::from_secs(NOW + 300));
+        rsa.sign(claims).unwrap()
+    };
+    let access = sign(json!({"client_id": "5r2ekm3pt1pd2kk4fafm4fmd7"}));
+    let t = p.verify(&access, NOW).unwrap();
+    assert_eq!(
+        lookup(&t.claims, "cognito:groups"),
+        Some(&json!(["release-managers"]))
+    );
+    let other_client = sign(json!({"client_id": "other"}));
+    assert_eq!(
+        p.verify(&other_client, NOW),
+        Err(TokenError::AudienceMismatch)
+    );
+    let rsa_id = RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("c1");
+    let mut id = Claims::with_custom_claims(json!({"token_use": "id"}), Duration::from_secs(300))
+        .with_issuer(COGNITO)
+        .with_subject("u-1")
+        .with_audience("5r2ekm3pt1pd2kk4fafm4fmd7");
+    id.issued_at = Some(UnixTimeStamp::from_secs(NOW - 10));
+    id.invalid_before = None;
+    id.expires_at = Some(UnixTimeStamp::from_secs(NOW + 300));
+    let id_token = rsa_id.sign(id).unwrap();
+    assert_eq!(
+        p.verify(&id_token, NOW),
+        Err(TokenError::AudienceMissing {
+            claim: "client_id".into()
+        })
+    );
+}
+
+/// A header carrying an `x5c` chain (two certificates) fits the 8 KiB cap;
+/// the chain is never used to verify.
+#[test]
+fn headers_with_an_x5c_chain_fit_the_cap() {
+    let cert = STANDARD_NO_PAD.encode(vec![0x30u8; 1400]);
+    let header =
+        json!({"alg": "EdDSA", "kid": "ed1", "typ": "JWT", "x5c": [cert, cert]}).to_string();
+    let token = ed_token(&fx().ed1, &header, &claims(json!({})));
+    assert!(token.split('.').next().unwrap().len() > 4096);
+    assert!(verify_token(&token).is_ok());
+    let five =
+        json!({"alg": "EdDSA", "kid": "ed1", "x5c": [cert, cert, cert, cert, cert]}).to_string();
+    assert_eq!(
+        refusal(&ed_token(&fx().ed1, &five, &claims(json!({})))),
+        TokenError::TooLarge {
+            what: "header",
+            limit: 8192
+        }
+    );
+}
+
+/// A host verifier that says yes: what is left of a cache miss is our own
+/// work (split, base64, JSON, claim checks, the DER signature).
+#[derive(Debug)]
+struct Yes;
+impl crate::host::SignatureBackend for Yes {
+    fn verify(&self, _: &str, _: &[u8], _: &[u8], _: &[u8]) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Our cost of an RS256 and an ES256 cache miss with the host's verifier
+/// stubbed, `OAM_PROFILE_N` times each (e.g. under callgrind; see
+/// docs/performance.md "The cache-miss path").
+#[test]
+#[ignore]
+fn miss_profile() {
+    use std::time::Instant;
+    let n: u32 = std::env::var("OAM_PROFILE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rsa = RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("rsa1");
+    let rs = rsa.sign(jwt_claims("alice")).unwrap();
+    let es = ec1_with_kid("ec1").sign(jwt_claims("alice")).unwrap();
+    for (name, token) in [("RS256", rs), ("ES256", es)] {
+        assert!(fx().provider.verify_with(&token, NOW, Some(&Yes)).is_ok());
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(fx().provider.verify_with(&token, NOW, Some(&Yes)).is_ok());
+        }
+        println!(
+            "{name} miss, host verifier stubbed: {:?}/token",
+            t.elapsed() / n
+        );
     }
 }
