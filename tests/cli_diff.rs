@@ -376,7 +376,13 @@ fn coverage_lists_what_the_cases_leave_out() {
 
 #[test]
 fn every_example_suite_covers_its_policy_completely() {
-    for app in ["quickstart", "shop", "deploy-api", "artifact-store", "remote-jwks"] {
+    for app in [
+        "quickstart",
+        "shop",
+        "deploy-api",
+        "artifact-store",
+        "remote-jwks",
+    ] {
         let o = run(&[
             "test",
             &format!("examples/{app}/app.yaml"),

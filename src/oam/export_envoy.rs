@@ -110,7 +110,10 @@ fn or_ids(ids: Vec<Value>) -> Value {
 fn metadata(path: &[&str], value: Value) -> Value {
     let mut segs = vec![json!({ "key": PAYLOAD })];
     segs.extend(path.iter().map(|k| json!({ "key": k })));
-    json!({ "metadata": { "filter": JWT_FILTER, "path": segs, "value": value } })
+    // `sourced_metadata` (dynamic metadata by default): Envoy 1.40 deprecates
+    // the principal's plain `metadata`, which Istio still generates.
+    json!({ "sourced_metadata": { "metadata_matcher": {
+        "filter": JWT_FILTER, "path": segs, "value": value } } })
 }
 
 /// A JSON scalar as a metadata value matcher (claims arrive as protobuf
@@ -134,6 +137,9 @@ fn or_values(values: Vec<Value>) -> Value {
 fn claim(c: &ClaimCondition, notes: &mut BTreeSet<String>) -> Value {
     let path: Vec<&str> = c.claim.split('.').collect();
     let list = |v: Value| json!({ "list_match": { "one_of": v } });
+    if let Some(pre) = &c.prefix {
+        return metadata(&path, json!({ "string_match": { "prefix": pre } }));
+    }
     let value = match (&c.equals, &c.one_of, &c.contains, &c.scope_contains) {
         (Some(v), ..) => scalar(v),
         (_, Some(vs), ..) => or_values(vs.iter().map(scalar).collect()),
@@ -168,6 +174,13 @@ fn role_principal(cfg: &PluginConfig, role: &RoleConfig, notes: &mut BTreeSet<St
     if let Some(j) = &role.jwt {
         if let Some(p) = cfg.providers.iter().find(|p| p.name == j.provider) {
             ids.push(metadata(&["iss"], scalar(&Value::String(p.issuer.clone()))));
+            if let Some(claim) = p.audience_claim.as_deref().filter(|c| *c != "aud") {
+                let auds = p
+                    .audiences
+                    .iter()
+                    .map(|a| scalar(&Value::String(a.clone())));
+                ids.push(metadata(&[claim], or_values(auds.collect())));
+            }
         }
         ids.extend(j.claims.iter().map(|c| claim(c, notes)));
     }
@@ -382,7 +395,17 @@ fn jwks_source(p: &ProviderConfig, out: &mut Map<String, Value>, notes: &mut BTr
 fn provider(p: &ProviderConfig, scope_claims: &[String], notes: &mut BTreeSet<String>) -> Value {
     let mut out = Map::new();
     out.insert("issuer".into(), json!(p.issuer));
-    out.insert("audiences".into(), json!(p.audiences));
+    match p.audience_claim.as_deref().filter(|c| *c != "aud") {
+        None => {
+            out.insert("audiences".into(), json!(p.audiences));
+        }
+        Some(claim) => {
+            notes.insert(format!(
+                "provider '{}': jwt_authn checks audiences in 'aud' only; the audience in '{claim}' is checked by each role's rbac principal instead, so a token for another audience is not refused where no role needs it (a public rule)",
+                p.name
+            ));
+        }
+    }
     jwks_source(p, &mut out, notes);
     sources(p, &mut out);
     out.insert("forward".into(), json!(p.forward_token));
@@ -447,6 +470,9 @@ fn jwt_filter(cfg: &PluginConfig, notes: &mut BTreeSet<String>) -> Value {
 }
 
 fn general_notes(cfg: &PluginConfig, notes: &mut BTreeSet<String>) {
+    if !cfg.allow_encoded_percent {
+        notes.insert("a path with %25 and two hex digits (double encoding) is refused by the filter (400 path_not_canonical); Envoy's normalization leaves it, and rbac matches it as it is".into());
+    }
     if cfg.mode == Mode::Audit {
         notes.insert("audit mode is exported as RBAC shadow_rules (Istio's dry-run): decisions are counted, not enforced; jwt_authn still refuses an invalid token".into());
     }
