@@ -11,6 +11,8 @@ mod dataplane;
 mod diff;
 mod explain;
 mod export;
+mod export_envoy;
+mod module_pin;
 mod outdir;
 mod report;
 mod test;
@@ -45,6 +47,8 @@ enum Command {
     ExportIstio(export::ExportIstioArgs),
     /// Every region of requests two revisions decide differently (exit 0 same, 3 narrowed, 4 widened).
     Diff(diff::DiffArgs),
+    /// Emit the native Envoy filters (jwt_authn + rbac) for the policy.
+    ExportEnvoy(export_envoy::ExportEnvoyArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Test(a) => test::run(a),
         Command::ExportIstio(a) => export::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::ExportEnvoy(a) => export_envoy::run(a),
     };
     match result {
         Ok(code) => code,
