@@ -85,6 +85,10 @@ fn pick<'a>(list: &[&'a str], i: u8) -> &'a str {
 
 #[derive(Arbitrary, Debug)]
 struct Input {
+    // The caller first: arbitrary fills fields in order, and a short input
+    // still gets a token and a peer.
+    token: Option<TokenIn>,
+    peer: PeerIn,
     config: ConfigIn,
     request: RequestIn,
 }
@@ -100,9 +104,14 @@ struct Spec {
     audit: bool,
     aliases: bool,
     encoded_percent: bool,
-    providers: Vec<ProviderSpec>,
+    /// At least one provider unless `no_providers` (an mTLS-only policy).
+    no_providers: bool,
+    provider: ProviderSpec,
+    second_provider: Option<ProviderSpec>,
     roles: Vec<RoleSpec>,
-    rules: Vec<RuleSpec>,
+    /// At least one rule (a policy without rules is refused).
+    rule: RuleSpec,
+    more_rules: Vec<RuleSpec>,
     forward: Option<ForwardSpec>,
 }
 
@@ -217,8 +226,6 @@ struct RequestIn {
     path: PathIn,
     host: HostIn,
     headers: Vec<(Text, String)>,
-    token: Option<TokenIn>,
-    peer: PeerIn,
 }
 
 /// One of a list of known values, or anything.
@@ -266,7 +273,9 @@ struct TokenIn {
     kid: bool,
     sub: Option<u8>,
     claims: Vec<(u8, ClaimValue)>,
-    places: Vec<Place>,
+    /// Where the token is sent; more than one place is `multiple_tokens`.
+    place: Place,
+    more_places: Vec<Place>,
 }
 
 /// How a minted token is (in)valid.
@@ -343,10 +352,29 @@ fn source(loc: Loc) -> Value {
 
 /// The locations provider `p` of `spec` reads (empty: no such provider).
 fn reads(spec: &Spec, p: usize) -> Vec<Loc> {
-    match spec.providers.get(p) {
-        Some(ps) if p < 2 && ps.from.is_empty() => vec![Loc::Bearer],
-        Some(ps) if p < 2 => ps.from.iter().take(3).copied().collect(),
+    match spec.providers().get(p) {
+        Some(ps) if ps.from.is_empty() => vec![Loc::Bearer],
+        Some(ps) => ps.from.iter().take(3).copied().collect(),
         _ => Vec::new(),
+    }
+}
+
+impl Spec {
+    fn providers(&self) -> Vec<&ProviderSpec> {
+        if self.no_providers {
+            return Vec::new();
+        }
+        std::iter::once(&self.provider)
+            .chain(self.second_provider.as_ref())
+            .collect()
+    }
+}
+
+impl TokenIn {
+    fn places(&self) -> Vec<Place> {
+        std::iter::once(self.place)
+            .chain(self.more_places.iter().take(2).copied())
+            .collect()
     }
 }
 
@@ -483,9 +511,9 @@ fn spec_json(s: &Spec) -> Value {
     let mut v = json!({
         "schema_version": 1, "trust_domain": "cluster.local",
         "mode": if s.audit { "audit" } else { "enforce" },
-        "providers": s.providers.iter().take(2).enumerate().map(|(i, p)| provider_json(i, p)).collect::<Vec<_>>(),
+        "providers": s.providers().into_iter().enumerate().map(|(i, p)| provider_json(i, p)).collect::<Vec<_>>(),
         "roles": s.roles.iter().take(6).enumerate().map(|(i, r)| role_json(i, r)).collect::<Vec<_>>(),
-        "rules": s.rules.iter().take(8).enumerate().map(|(i, r)| rule_json(i, r, roles)).collect::<Vec<_>>(),
+        "rules": std::iter::once(&s.rule).chain(s.more_rules.iter().take(7)).enumerate().map(|(i, r)| rule_json(i, r, roles)).collect::<Vec<_>>(),
     });
     if s.aliases {
         v["trust_domain_aliases"] = json!(["old.example.com"]);
@@ -581,7 +609,8 @@ fn mint(t: &TokenIn) -> Minted {
     match t.kind {
         Kind::Tampered => {
             let mut other = c.clone();
-            other.insert("grp".into(), json!(["admins"]));
+            // A claim the generator never sets: the payload always changes.
+            other.insert("tampered".into(), json!(true));
             let sig = token.rsplit('.').next().unwrap_or("").to_string();
             let forged = oracle::sign(&key.sk, &header, &Value::Object(other));
             let head_payload = forged.rsplit_once('.').map(|(h, _)| h).unwrap_or("");
@@ -780,7 +809,7 @@ fn run(input: &Input) {
     };
     let base_path = build_path(&r.path);
     let host = build_host(&r.host);
-    let peer = build_peer(&r.peer);
+    let peer = build_peer(&input.peer);
     let mut headers: Vec<(String, String)> = r
         .headers
         .iter()
@@ -807,12 +836,15 @@ fn run(input: &Input) {
     };
     let clean = !headers.iter().any(|(n, _)| tokenish(n))
         && !base_path.contains("access_token")
-        && r.token.as_ref().is_none_or(|t| t.places.len() <= 1);
+        && input
+            .token
+            .as_ref()
+            .is_none_or(|t| t.more_places.is_empty());
     let mut path = base_path;
-    let minted = r.token.as_ref().map(mint);
-    if let (Some(t), Some(m)) = (&r.token, &minted) {
-        for place in t.places.iter().take(3) {
-            place_token(*place, &m.token, &mut path, &mut headers);
+    let minted = input.token.as_ref().map(mint);
+    if let (Some(t), Some(m)) = (&input.token, &minted) {
+        for place in t.places() {
+            place_token(place, &m.token, &mut path, &mut headers);
         }
     }
 
@@ -889,7 +921,7 @@ fn run(input: &Input) {
     check_identity(&got, peer.as_deref(), minted.as_ref(), spec.is_some());
     check_decision(&cfg, &d, &got, &method, &path, &host);
     if let (Some(spec), true) = (spec, clean) {
-        check_token_outcome(spec, &d, r.token.as_ref(), minted.as_ref());
+        check_token_outcome(spec, &d, input.token.as_ref(), minted.as_ref());
     }
 }
 
@@ -1003,7 +1035,7 @@ fn check_token_outcome(
     if matches!(d.reason, Reason::PathNotCanonical(_)) {
         return;
     }
-    let place = token.and_then(|t| t.places.first()).map(|p| p.loc());
+    let place = token.map(|t| t.place.loc());
     let (Some(loc), Some(m)) = (place, minted) else {
         assert!(
             d.identity.token.is_none() && d.reason.reached_authorization(),
