@@ -2,7 +2,7 @@
 # make fuzz-long: each fuzz target for RUNS executions (libFuzzer -runs), on
 # the persistent corpus test-harness/fuzz/corpus/<target> (plus the checked-in
 # seeds/<target>, if any), then one line per target from libFuzzer's final
-# stats: executions, exec/s, wall time, corpus size. Every target runs even
+# stats: executions, exec/s, wall time, corpus size, coverage. Every target runs even
 # after a crash; the script fails if any crashed (the input is in
 # test-harness/fuzz/artifacts/<target>/).
 #
@@ -35,7 +35,12 @@ for t in "$@"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$logs/$t.log" | tail -1)
   files=$(find "$corpus" -type f | wc -l)
-  bytes=$(du -sk "$corpus" | cut -f1)
+  kib=$(find "$corpus" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s / 1024}')
+  # Coverage (edges) at the end, from libFuzzer's last status line.
+  cov=$(grep -oE 'cov: [0-9]+' "$logs/$t.log" | tail -1 | cut -d' ' -f2)
+  # libFuzzer's own corpus (units/bytes) after reduction; the directory also
+  # keeps inputs that later ones made redundant.
+  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$logs/$t.log" | tail -1 | cut -d' ' -f2)
   note=ok
   if [ $rc -ne 0 ]; then
     note="CRASH (exit $rc)"
@@ -44,8 +49,8 @@ for t in "$@"; do
   elif [ "${execs:-0}" -lt "$runs" ]; then
     note="stopped by the ${max} s cap"
   fi
-  line=$(printf '%-9s %12s execs %8s exec/s %7s s wall  corpus %6s files %7s KiB  %s' \
-    "$t" "${execs:-?}" "${rate:-?}" "$wall" "$files" "$bytes" "$note")
+  line=$(printf '%-9s %10s execs %7s exec/s %6s s wall  corpus %5s files %6s KiB (in use %s)  cov %5s  %s' \
+    "$t" "${execs:-?}" "${rate:-?}" "$wall" "$files" "$kib" "${corp:-?}" "${cov:-?}" "$note")
   echo "$line"
   summary+=("$line")
 done
