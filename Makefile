@@ -21,7 +21,7 @@ VENV := test-harness/.venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: bench bench-smoke bench-soak bench-tools bench-engine bench-profile fuzz all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
+.PHONY: bench bench-smoke bench-soak bench-tools bench-engine bench-profile fuzz fuzz-long fuzz-tools all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
 
 all: build
 
@@ -141,15 +141,28 @@ bench-profile: toolchain $(WASM_OPT) venv bench-tools
 bench-engine:
 	$(CARGO) bench --bench engine
 
-# Coverage-guided fuzzing of every parser (not part of `make test`: it needs
-# the nightly toolchain). FUZZ_SECONDS per target.
+# Coverage-guided fuzzing of every parser and of the whole decision (not part
+# of `make test`: it needs the nightly toolchain). FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-fuzz:
+FUZZ_TARGETS := token jwks config path decision
+fuzz-tools:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	for t in token jwks config path; do \
+
+fuzz: fuzz-tools
+	for t in $(FUZZ_TARGETS); do \
 	  cargo +nightly fuzz run --fuzz-dir test-harness/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+# FUZZ_RUNS executions per target on the persistent corpus, a summary line per
+# target, fails on any crash (test-harness/fuzz/long.sh). Without ASan by
+# default (the crate has no unsafe code; ASan halves exec/s); FUZZ_SANITIZER=address
+# to use it. FUZZ_MAX_SECONDS caps each target's time (0: no cap).
+FUZZ_RUNS ?= 10000000
+FUZZ_MAX_SECONDS ?= 0
+FUZZ_SANITIZER ?= none
+fuzz-long: fuzz-tools
+	bash test-harness/fuzz/long.sh $(FUZZ_RUNS) $(FUZZ_MAX_SECONDS) $(FUZZ_SANITIZER) $(FUZZ_TARGETS)
 
 clean:
 	$(CARGO) clean
