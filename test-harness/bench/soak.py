@@ -558,7 +558,7 @@ class Soak:
         """Seconds from the IdP's change to the moment every worker has the
         new set: the first /jwks request after it, plus KEY_SETTLE_S."""
         deadline = t_change + self.refresh * 1.2 + 15
-        while time.time() < deadline:
+        while True:
             after = [t for t in self.idp_fetches() if t >= t_change]
             if after:
                 ready = after[0] + KEY_SETTLE_S
@@ -566,6 +566,8 @@ class Soak:
                     self.maybe_sample()
                     time.sleep(0.05)
                 return after[0] - t_change
+            if time.time() > deadline:
+                break
             self.maybe_sample()
             time.sleep(0.05)
         self.failures.append(f"{what}: the filter did not fetch the changed key set within "
