@@ -824,7 +824,9 @@ def markdown(d: dict) -> str:
     m = d["machine"]
     rs = d["rss"]
     sat = d["saturation"]
-    L = [f"Command: `make bench-soak SOAK_S={d['seconds_requested']}` (`{d['command']}`)  ",
+    make = f"`make bench-soak SOAK_S={d['seconds_requested']}`, i.e. " \
+        if d["command"] == f"test-harness/bench/soak.py --seconds {d['seconds_requested']}" else ""
+    L = [f"Command: {make}`{d['command']}`  ",
          f"Date: {d['date']}  ",
          f"Machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']} (shared: other work ran too); "
          f"Envoy {d['envoy_version']} `--concurrency {d['concurrency']}` on CPU {d['envoy_cpu']}, load on CPU "
