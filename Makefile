@@ -206,3 +206,12 @@ differential: build cli venv
 # table of docs/operations.md "The IdP at mesh scale".
 sim-idp:
 	$(CARGO) test --release --lib keys::sim::tests::full_mesh_figures -- --ignored --nocapture
+
+# The e2e suite N times in a row (default 10), every run to the end; fails if
+# any run failed and names the failed tests of each. HOG=1 keeps CPU 0 busy
+# meanwhile (a spinning process), so timing-dependent tests show up.
+N ?= 10
+HOG ?= 0
+.PHONY: test-repeat
+test-repeat: build cli venv image image-tools
+	bash test-harness/repeat.sh $(N) $(HOG)
