@@ -48,11 +48,16 @@ endef
 # docs/performance.md "Module size").
 FILTER_OPT ?= s
 FILTER_OPT_FLAG = --config 'profile.release.package.oam-authz.opt-level="$(FILTER_OPT)"'
+# The module's bytes must not depend on where the clone or cargo's registry
+# sits (panic locations embed source paths): the image digest of a release is
+# then the same on every machine (istio/ROLLOUT.md "The module image").
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+REPRO_FLAG = --config 'target.$(WASM_TARGET).rustflags=["--remap-path-prefix=$(CURDIR)=/oam-authz", "--remap-path-prefix=$(CARGO_HOME_DIR)=/cargo"]'
 
 build: toolchain $(WASM_OPT)
-	$(CARGO) build --release --lib --target $(WASM_TARGET) $(FILTER_OPT_FLAG)
+	$(CARGO) build --release --lib --target $(WASM_TARGET) $(FILTER_OPT_FLAG) $(REPRO_FLAG)
 	$(call optimize,$(WASM),$(WASM),$(WASM_BUDGET))
-	CARGO_TARGET_DIR=$(FULL_TARGET_DIR) $(CARGO) build --release --lib --target $(WASM_TARGET) --features wasm-crypto $(FILTER_OPT_FLAG)
+	CARGO_TARGET_DIR=$(FULL_TARGET_DIR) $(CARGO) build --release --lib --target $(WASM_TARGET) --features wasm-crypto $(FILTER_OPT_FLAG) $(REPRO_FLAG)
 	$(call optimize,$(FULL_TARGET_DIR)/$(WASM_TARGET)/release/oam_authz.wasm,$(WASM_FULL),$(WASM_FULL_BUDGET))
 
 cli:
