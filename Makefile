@@ -21,7 +21,7 @@ VENV := test-harness/.venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 
-.PHONY: bench bench-smoke bench-soak bench-tools bench-engine bench-profile fuzz all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
+.PHONY: bench bench-smoke bench-soak bench-tools bench-engine bench-profile fuzz fuzz-long fuzz-tools all build cli test test-native test-wasm test-istio-schema e2e lint demo clean toolchain venv
 
 all: build
 
@@ -43,10 +43,21 @@ define optimize
 	  if [ $$size -gt $(3) ]; then echo "error: $(2) exceeds its size budget" >&2; exit 1; fi
 endef
 
+# The filter crate's opt-level: `s` (default: fewer instructions per request)
+# or `z` (smaller module, about 5 MB less RSS per sidecar; the trade-off is in
+# docs/performance.md "Module size").
+FILTER_OPT ?= s
+FILTER_OPT_FLAG = --config 'profile.release.package.oam-authz.opt-level="$(FILTER_OPT)"'
+# The module's bytes must not depend on where the clone or cargo's registry
+# sits (panic locations embed source paths): the image digest of a release is
+# then the same on every machine (istio/ROLLOUT.md "The module image").
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+REPRO_FLAG = --config 'target.$(WASM_TARGET).rustflags=["--remap-path-prefix=$(CURDIR)=/oam-authz", "--remap-path-prefix=$(CARGO_HOME_DIR)=/cargo"]'
+
 build: toolchain $(WASM_OPT)
-	$(CARGO) build --release --lib --target $(WASM_TARGET)
+	$(CARGO) build --release --lib --target $(WASM_TARGET) $(FILTER_OPT_FLAG) $(REPRO_FLAG)
 	$(call optimize,$(WASM),$(WASM),$(WASM_BUDGET))
-	CARGO_TARGET_DIR=$(FULL_TARGET_DIR) $(CARGO) build --release --lib --target $(WASM_TARGET) --features wasm-crypto
+	CARGO_TARGET_DIR=$(FULL_TARGET_DIR) $(CARGO) build --release --lib --target $(WASM_TARGET) --features wasm-crypto $(FILTER_OPT_FLAG) $(REPRO_FLAG)
 	$(call optimize,$(FULL_TARGET_DIR)/$(WASM_TARGET)/release/oam_authz.wasm,$(WASM_FULL),$(WASM_FULL_BUDGET))
 
 cli:
@@ -119,9 +130,13 @@ bench: build venv bench-tools
 bench-smoke: build venv bench-tools
 	$(PY) test-harness/bench/bench.py --smoke
 
-# 5 minutes of cache misses; RSS sampled every 10 s, regression slope reported.
+# The long mixed soak (test-harness/bench/soak.py): SOAK_S seconds at 70% of
+# saturation of hits, misses, garbage, forged/expired tokens, denials and
+# public paths, a hot reload every minute, JWKS rotations at the IdP; every
+# response checked against its audit event, RSS slope reported.
+SOAK_S ?= 300
 bench-soak: build venv bench-tools
-	$(PY) test-harness/bench/bench.py --variants none --mem none --no-engine --soak 300
+	$(PY) test-harness/bench/soak.py --seconds $(SOAK_S)
 
 # Where the CPU goes per request inside V8 (perf + V8's perf map; ~3 min):
 # host calls by kind, wasm code by function, Envoy's own work.
@@ -135,16 +150,73 @@ bench-profile: toolchain $(WASM_OPT) venv bench-tools
 bench-engine:
 	$(CARGO) bench --bench engine
 
-# Coverage-guided fuzzing of every parser (not part of `make test`: it needs
-# the nightly toolchain). FUZZ_SECONDS per target.
+# Coverage-guided fuzzing of every parser and of the whole decision (not part
+# of `make test`: it needs the nightly toolchain). FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-fuzz:
+FUZZ_TARGETS := token jwks config path decision
+fuzz-tools:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	for t in token jwks config path; do \
+
+fuzz: fuzz-tools
+	for t in $(FUZZ_TARGETS); do \
 	  cargo +nightly fuzz run --fuzz-dir test-harness/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+# FUZZ_RUNS executions per target on the persistent corpus, a summary line per
+# target, fails on any crash (test-harness/fuzz/long.sh). Without ASan by
+# default (the crate has no unsafe code; ASan halves exec/s); FUZZ_SANITIZER=address
+# to use it. FUZZ_MAX_SECONDS caps each target's time (0: no cap).
+FUZZ_RUNS ?= 10000000
+FUZZ_MAX_SECONDS ?= 0
+FUZZ_SANITIZER ?= none
+fuzz-long: fuzz-tools
+	bash test-harness/fuzz/long.sh $(FUZZ_RUNS) $(FUZZ_MAX_SECONDS) $(FUZZ_SANITIZER) $(FUZZ_TARGETS)
 
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
+
+# --- Shipping (issue 13): the OCI image, the differential test against Envoy's
+# native filters, the IdP at mesh scale. -------------------------------------
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
+OCI_DIR := target/oci
+.PHONY: image image-tools differential sim-idp
+
+# OCI image layouts of both module builds in Istio's "compat" variant
+# (istio/ROLLOUT.md "The module image"); prints each image's digest.
+image: build
+	python3 istio/image/oci_image.py build --module $(WASM) --out $(OCI_DIR)/oam-authz --tag $(VERSION)
+	python3 istio/image/oci_image.py build --module $(WASM_FULL) --out $(OCI_DIR)/oam-authz-full --tag $(VERSION)-full
+
+# A registry (Distribution) and skopeo, from Debian, for the image round trip
+# in the e2e suite. The package would start a registry on :5000 where systemd
+# runs: the tests start their own on loopback, so that one is switched off.
+image-tools:
+	@if ! command -v docker-registry >/dev/null 2>&1 || ! command -v skopeo >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry skopeo; \
+	  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then systemctl disable --now docker-registry; fi; \
+	fi
+
+e2e: image image-tools
+
+# oam-authz against the native filters export-envoy emits, on thousands of
+# random policies (docs/differences.md "Differential test"); prints the figure.
+DIFF_ARGS ?=
+differential: build cli venv
+	$(PY) test-harness/differential.py $(DIFF_ARGS)
+
+# The IdP at mesh scale: 10,000 sidecars through the key schedule in virtual
+# time (src/keys/sim.rs; the small mesh runs in test-native). Prints the
+# table of docs/operations.md "The IdP at mesh scale".
+sim-idp:
+	$(CARGO) test --release --lib keys::sim::tests::full_mesh_figures -- --ignored --nocapture
+
+# The e2e suite N times in a row (default 10), every run to the end; fails if
+# any run failed and names the failed tests of each. HOG=1 keeps CPU 0 busy
+# meanwhile (a spinning process), so timing-dependent tests show up.
+N ?= 10
+HOG ?= 0
+.PHONY: test-repeat
+test-repeat: build cli venv image image-tools
+	bash test-harness/repeat.sh $(N) $(HOG)

@@ -56,5 +56,5 @@ pub use request::headers::Headers;
 pub mod parsers {
     pub use crate::jwt::{parse_jwks, peek_issuer, Alg};
     pub use crate::pattern::hostname::normalize_host;
-    pub use crate::pattern::path::{canonical_path, PathPattern};
+    pub use crate::pattern::path::{canonical_path, canonical_path_with, PathOptions, PathPattern};
 }

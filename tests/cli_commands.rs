@@ -52,7 +52,7 @@ fn compile_pins_the_module_digest_and_applies_the_mode_override() {
         "compile",
         DEPLOY,
         "--url",
-        "oci://r/x:1",
+        "https://modules.example.com/oam_authz.wasm",
         "--module",
         module.to_str().unwrap(),
         "--mode",
@@ -68,6 +68,124 @@ fn compile_pins_the_module_digest_and_applies_the_mode_override() {
     assert!(text.contains("phase: AUTHN"));
     assert!(text.contains("failStrategy: FAIL_CLOSE"));
     assert!(text.contains("app.oam.dev/component: api"));
+}
+
+/// A minimal OCI image layout (the shape `make image` writes) in `dir`;
+/// returns the manifest's hex digest.
+fn oci_layout(dir: &std::path::Path, last_layer: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hex = |b: &[u8]| -> String {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{0}","size":2}},"layers":[{{"mediaType":"{last_layer}","digest":"sha256:{0}","size":2}}]}}"#,
+        hex(b"{}")
+    );
+    let digest = hex(manifest.as_bytes());
+    std::fs::write(blobs.join(&digest), &manifest).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{digest}","size":{}}}]}}"#,
+            manifest.len()
+        ),
+    )
+    .unwrap();
+    digest
+}
+
+#[test]
+fn compile_pins_the_image_digest_for_oci_urls() {
+    let dir = std::env::temp_dir().join(format!("oam-authz-oci-{}", std::process::id()));
+    let layout = dir.join("layout");
+    let digest = oci_layout(&layout, "application/vnd.oci.image.layer.v1.tar+gzip");
+    let o = run(&[
+        "compile",
+        DEPLOY,
+        "--url",
+        "oci://r/x:1",
+        "--module",
+        layout.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).contains(&format!("sha256: {digest}")),
+        "{}",
+        out(&o)
+    );
+    // The digest in the URL must be the layout's.
+    let url = format!("oci://r/x@sha256:{}", "0".repeat(64));
+    let o = run(&[
+        "compile",
+        DEPLOY,
+        "--url",
+        &url,
+        "--module",
+        layout.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains(&format!("holds sha256:{digest}")),
+        "{}",
+        err(&o)
+    );
+    // The module's own digest with an oci:// URL: every sidecar would refuse it.
+    let module = dir.join("m.wasm");
+    std::fs::write(&module, b"abc").unwrap();
+    let o = run(&[
+        "compile",
+        DEPLOY,
+        "--url",
+        "oci://r/x:1",
+        "--module",
+        module.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o)
+            .contains("Istio compares sha256 with the image's manifest digest, not the module's"),
+        "{}",
+        err(&o)
+    );
+    // A layout for an https:// URL, and an image Istio would not take as the compat variant.
+    let o = run(&[
+        "compile",
+        DEPLOY,
+        "--url",
+        "https://m/x.wasm",
+        "--module",
+        layout.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("Istio checks only for oci:// URLs"),
+        "{}",
+        err(&o)
+    );
+    let wasm_layer = dir.join("wasm-layer");
+    oci_layout(
+        &wasm_layer,
+        "application/vnd.module.wasm.content.layer.v1+wasm",
+    );
+    let o = run(&[
+        "compile",
+        DEPLOY,
+        "--url",
+        "oci://r/x:1",
+        "--module",
+        wasm_layer.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("last layer must be application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub mod live;
 pub mod manager;
 pub mod record;
 pub mod schedule;
+// The IdP at mesh scale: a native simulation of the schedule (tests only).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod sim;
 pub mod url;
 
 use crate::config::RemoteJwksConfig;

@@ -4,7 +4,10 @@
 //!
 //! - **Refresh**: after a success the next fetch is due after
 //!   `refresh_seconds`, minus up to 10 % random jitter, so a fleet of proxies
-//!   started together does not hit the IdP in lockstep.
+//!   started together does not hit the IdP in lockstep; after the first
+//!   fetch and after a recovery, minus up to 50 %, so a cohort that started
+//!   or recovered together falls out of step at once. An early fetch (an
+//!   unknown `kid`) keeps the refresh where it was.
 //! - **Retry**: after a failure, exponential backoff from 1 s, doubling per
 //!   consecutive failure, capped at `min(refresh, 60 s)`, with "equal jitter"
 //!   (a random delay in `[d/2, d]`).
@@ -14,6 +17,12 @@
 //!   the retry schedule rules). Because the record is shared by all workers,
 //!   so is the limit: the IdP sees at most one refetch per interval from the
 //!   whole proxy, however many random `kid`s arrive.
+//! - **Unknown-`kid` spread**: a refetch for a `kid` first missed at `since`
+//!   also waits a pseudo-random delay in `[0, min(interval / 2, 15 s)]`
+//!   (none for intervals under 10 s), the same for every worker of a proxy
+//!   (it is drawn from the shared record) and different across proxies. A key rotation makes every proxy of a mesh
+//!   miss the new `kid` within seconds; without the spread they would all
+//!   refetch in the same second (docs/operations.md "The IdP at mesh scale").
 //! - **Lease**: one fetch at a time per source across workers. A worker takes
 //!   the lease with a compare-and-swap on the record; a lease whose holder
 //!   vanished (its VM was replaced by a reload) expires after the timeout
@@ -25,6 +34,10 @@ use super::record::Record;
 pub const LEASE_MARGIN_MS: u64 = 2_000;
 pub const BACKOFF_BASE_MS: u64 = 1_000;
 pub const BACKOFF_CAP_MS: u64 = 60_000;
+/// Longest spread of an unknown-`kid` refetch.
+pub const KID_SPREAD_CAP_MS: u64 = 15_000;
+/// Intervals below this get no spread.
+pub const KID_SPREAD_FROM_MS: u64 = 10_000;
 
 /// Timing of one key source, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +62,17 @@ impl Timing {
         BACKOFF_BASE_MS
             .saturating_mul(1u64 << exp)
             .min(self.backoff_cap_ms())
+    }
+
+    /// Longest delay of an unknown-`kid` refetch after the miss: half the
+    /// rate-limit interval, at most `KID_SPREAD_CAP_MS`. None under
+    /// `KID_SPREAD_FROM_MS`: so short an interval already bounds the IdP's
+    /// load, and the pickup stays at the next tick.
+    pub fn kid_spread_ms(&self) -> u64 {
+        if self.min_refetch_ms < KID_SPREAD_FROM_MS {
+            return 0;
+        }
+        (self.min_refetch_ms / 2).min(KID_SPREAD_CAP_MS)
     }
 
     fn lease_ms(&self) -> u64 {
@@ -111,6 +135,19 @@ pub fn plan(
     kid_wanted_since: Option<u64>,
     t: &Timing,
 ) -> Option<(Record, Why)> {
+    plan_with_spread(rec, now, me, kid_wanted_since, t, t.kid_spread_ms())
+}
+
+/// [`plan`] with an explicit unknown-`kid` spread (0: none), for the
+/// mesh-scale simulation's comparison.
+pub fn plan_with_spread(
+    rec: &Record,
+    now: u64,
+    me: u64,
+    kid_wanted_since: Option<u64>,
+    t: &Timing,
+    spread_ms: u64,
+) -> Option<(Record, Why)> {
     if rec.leased(now) {
         return None;
     }
@@ -122,7 +159,7 @@ pub fn plan(
         } else {
             Why::Refresh
         }
-    } else if kid_wanted(rec, now, kid_wanted_since, t) {
+    } else if kid_wanted(rec, now, kid_wanted_since, t, spread_ms) {
         Why::UnknownKid
     } else {
         return None;
@@ -134,13 +171,26 @@ pub fn plan(
     Some((next, why))
 }
 
-fn kid_wanted(rec: &Record, now: u64, since: Option<u64>, t: &Timing) -> bool {
+fn kid_wanted(rec: &Record, now: u64, since: Option<u64>, t: &Timing, spread_ms: u64) -> bool {
     let Some(since) = since else {
         return false;
     };
     !kid_covered(rec, since)
         && rec.failures == 0
         && now >= rec.last_attempt_ms.saturating_add(t.min_refetch_ms)
+        // `since` is the miss rounded up to the next second; a spread fetch
+        // starts at or after it, so it always answers the miss. Without a
+        // spread the next tick fetches at once.
+        && (spread_ms == 0 || now >= since.saturating_add(kid_delay(rec, since, spread_ms)))
+}
+
+/// The spread of a proxy's refetch for a miss at `since`: uniform in
+/// `0..=spread_ms`. Drawn from the time of the proxy's last good fetch
+/// (milliseconds, different across proxies, the same for all its workers),
+/// so every worker waits the same and the fleet is spread evenly; a pure
+/// function, the same on every tick.
+pub fn kid_delay(rec: &Record, since: u64, spread_ms: u64) -> u64 {
+    Rng::new(rec.fetched_at_ms ^ since.rotate_left(32)).below_or_eq(spread_ms)
 }
 
 /// Has a fetch started at or after `since`? Then it has (or will have)
@@ -194,8 +244,25 @@ pub fn complete(
             if jwks_uri.is_some() {
                 next.jwks_uri = jwks_uri.clone();
             }
-            let jitter = rng.below_or_eq(t.refresh_ms / 10);
-            next.next_attempt_ms = now.saturating_add(t.refresh_ms - jitter);
+            // An early fetch (for an unknown `kid`) leaves the refresh where
+            // it was: a rotation makes every proxy of a mesh fetch within
+            // seconds, and re-basing each refresh on that moment would line
+            // the whole fleet up, refresh after refresh.
+            let early = rec.failures == 0 && rec.fetched_at_ms != 0 && rec.next_attempt_ms > now;
+            if !early {
+                // After a first fetch or a recovery the next refresh is drawn
+                // from the whole second half of the interval: proxies that
+                // start together (a rollout) or recover together (after an
+                // IdP outage) would otherwise stay in step for many cycles,
+                // 10 % of jitter a cycle being slow to spread them.
+                let spread = if rec.fetched_at_ms == 0 || rec.failures > 0 {
+                    t.refresh_ms / 2
+                } else {
+                    t.refresh_ms / 10
+                };
+                let jitter = rng.below_or_eq(spread);
+                next.next_attempt_ms = now.saturating_add(t.refresh_ms - jitter);
+            }
         }
         Outcome::Failed { error, rediscover } => {
             next.failures = next.failures.saturating_add(1);
@@ -277,8 +344,9 @@ mod tests {
         );
         assert_eq!((rec.lease_owner, rec.lease_until_ms), (0, 0));
         assert_eq!(rec.body, "{k1}");
+        // The first refresh: anywhere in the second half of the interval.
         let wait = rec.next_attempt_ms - (T0 + 40);
-        assert!((270_000..=300_000).contains(&wait), "{wait}");
+        assert!((150_000..=300_000).contains(&wait), "{wait}");
         assert!(plan(&rec, rec.next_attempt_ms - 1, ME, None, &T).is_none());
         let (_, why) = plan(&rec, rec.next_attempt_ms, ME, None, &T).unwrap();
         assert_eq!(why, Why::Refresh);
@@ -286,6 +354,9 @@ mod tests {
         // cache stays valid).
         let again = complete(&rec, T0 + 500_000, ME, &ok("{k1}"), &T, &mut rng);
         assert_eq!((again.version, again.fetched_at_ms), (1, T0 + 500_000));
+        // Later refreshes: within 10 % of the interval.
+        let wait = again.next_attempt_ms - (T0 + 500_000);
+        assert!((270_000..=300_000).contains(&wait), "{wait}");
         let rotated = complete(&again, T0 + 600_000, ME, &ok("{k2}"), &T, &mut rng);
         assert_eq!(rotated.version, 2);
     }
@@ -331,10 +402,16 @@ mod tests {
             delays,
             [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]
         );
-        // Recovery resets the failure count.
+        // Recovery resets the failure count, and the next refresh is drawn
+        // from the second half of the interval.
         let (leased, _) = plan(&rec, now, ME, None, &T).unwrap();
         let rec = complete(&leased, now, ME, &ok("{k1}"), &T, &mut rng);
         assert_eq!((rec.failures, rec.last_error.clone()), (0, None));
+        assert!((150_000..=300_000).contains(&(rec.next_attempt_ms - now)));
+        let waits: std::collections::BTreeSet<u64> = (0..200)
+            .map(|_| complete(&leased, now, ME, &ok("{k1}"), &T, &mut rng).next_attempt_ms - now)
+            .collect();
+        assert!(*waits.iter().next().unwrap() < 160_000 && *waits.iter().last().unwrap() > 290_000);
     }
 
     #[test]
@@ -379,15 +456,96 @@ mod tests {
         let mut rec = done;
         let mut fetches = 0;
         let mut now = T0 + 60_000;
+        // A miss on every request: the worker keeps the oldest one not yet
+        // covered by a fetch (as LiveKeys does).
+        let mut since: Option<u64> = None;
         while now < T0 + 660_000 {
-            if let Some((leased, _)) = plan(&rec, now, ME, Some(now), &T) {
+            let wanted = *since.get_or_insert(now);
+            if let Some((leased, _)) = plan(&rec, now, ME, Some(wanted), &T) {
                 fetches += 1;
                 rec = complete(&leased, now + 20, ME, &ok("{k1}"), &T, &mut rng);
             }
+            if since.is_some_and(|s| kid_covered(&rec, s)) {
+                since = None;
+            }
             now += 100;
         }
-        assert!(fetches <= 600_000 / 30_000 + 1, "{fetches}");
+        // One per interval, plus the refreshes (a kid fetch does not move
+        // them): two in these 10 minutes.
+        let refreshes = (600_000 / T.refresh_ms) as usize;
+        assert!(fetches <= 600_000 / 30_000 + 1 + refreshes, "{fetches}");
         assert!(fetches >= 600_000 / 30_000 - 1, "{fetches}");
+    }
+
+    #[test]
+    fn unknown_kid_refetch_is_spread_across_proxies() {
+        assert_eq!(T.kid_spread_ms(), 15_000);
+        let short = Timing {
+            min_refetch_ms: 2_000,
+            ..T
+        };
+        assert_eq!(short.kid_spread_ms(), 0);
+        let ten = Timing {
+            min_refetch_ms: 10_000,
+            ..T
+        };
+        assert_eq!(ten.kid_spread_ms(), 5_000);
+        let mut rng = Rng::new(11);
+        let rec = complete(&Record::default(), T0, ME, &ok("{k1}"), &T, &mut rng);
+        // A miss long after the last fetch: not before the proxy's delay, at
+        // it exactly, and the same for every worker.
+        let since = T0 + 100_000;
+        let d = kid_delay(&rec, since, T.kid_spread_ms());
+        assert!(d <= 15_000);
+        let base = since;
+        for me in [ME, OTHER] {
+            if d > 0 {
+                assert!(plan(&rec, base + d - 1, me, Some(since), &T).is_none());
+            }
+            let (_, why) = plan(&rec, base + d, me, Some(since), &T).unwrap();
+            assert_eq!(why, Why::UnknownKid);
+        }
+        // No spread: at once, even within the second of the miss.
+        assert!(plan_with_spread(&rec, since - 900, ME, Some(since), &T, 0).is_some());
+        // Across proxies (their last fetches at different milliseconds) the
+        // delays cover the range.
+        let delays: std::collections::BTreeSet<u64> = (0..300u64)
+            .map(|i| {
+                let r = Record {
+                    fetched_at_ms: T0 + i * 37,
+                    ..rec.clone()
+                };
+                kid_delay(&r, since, 15_000)
+            })
+            .collect();
+        assert!(delays.len() > 250, "{}", delays.len());
+        assert!(*delays.iter().next().unwrap() < 500);
+        assert!(*delays.iter().last().unwrap() > 14_500);
+        // The rate-limit interval still counts from the last attempt.
+        let recent = Record {
+            last_attempt_ms: since - 1_000,
+            ..rec.clone()
+        };
+        assert!(plan(&recent, base + d, ME, Some(since), &T).is_none() || d >= 29_000);
+        assert!(plan(&recent, since + 29_000 + d, ME, Some(since), &T).is_some());
+    }
+
+    #[test]
+    fn an_early_fetch_keeps_the_refresh_schedule() {
+        let mut rng = Rng::new(12);
+        let rec = complete(&Record::default(), T0, ME, &ok("{k1}"), &T, &mut rng);
+        let due = rec.next_attempt_ms;
+        // A kid refetch 100 s later, with a new key: the set changes, the
+        // refresh stays due when it was.
+        let (leased, why) = plan(&rec, T0 + 100_000, ME, Some(T0 + 80_000), &T).unwrap();
+        assert_eq!(why, Why::UnknownKid);
+        let after = complete(&leased, T0 + 100_050, ME, &ok("{k1,k2}"), &T, &mut rng);
+        assert_eq!((after.version, after.next_attempt_ms), (2, due));
+        // The refresh itself re-bases as before.
+        let (leased, why) = plan(&after, due, ME, None, &T).unwrap();
+        assert_eq!(why, Why::Refresh);
+        let later = complete(&leased, due + 40, ME, &ok("{k1,k2}"), &T, &mut rng);
+        assert!(later.next_attempt_ms >= due + 40 + 270_000);
     }
 
     #[test]

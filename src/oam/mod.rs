@@ -1,7 +1,7 @@
 //! From OAM applications to oam-authz policies (native only): the
 //! `mesh-access` trait and `mesh-identity` policy vocabulary, the compiler
 //! and its static checks, manifest rendering, and the `explain`/`test`/
-//! `export-istio` commands of the `oam-authz` CLI.
+//! `export-istio`/`export-envoy` commands of the `oam-authz` CLI.
 //!
 //! Flow: `load` (YAML -> [`Application`]) -> `lower` (one plugin config
 //! per protected component, plus OAM-only checks) -> `compile` (the
@@ -17,6 +17,7 @@ mod diff;
 mod evaluate;
 mod explain;
 mod export;
+mod export_envoy;
 mod finding;
 mod idp;
 mod load;
@@ -41,6 +42,9 @@ pub use diff::{
 pub use evaluate::{evaluate, Input, Outcome};
 pub use explain::{explain_json, explain_text};
 pub use export::export as export_istio;
+pub use export_envoy::{
+    export as export_envoy, filters as envoy_filters, render as render_envoy, EnvoyFilters,
+};
 pub use finding::{Finding, FindingJson, Scope, Severity};
 pub use idp::idp_manifests;
 pub use load::{load_str, Application};

@@ -67,11 +67,11 @@ def keys_envoy(workdir: str, name: str, pki, echo, idp: TestIdP, policy: dict, c
     return E.Envoy(os.path.join(workdir, name), boot, concurrency=concurrency, name=name)
 
 
-def write_ecds(path: str, policy_json: str) -> None:
+def write_ecds(path: str, policy_json: str, wasm_path: str = E.WASM) -> None:
     """Atomic replace (write + rename): what the directory watch reacts to."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(E.ecds_file_text(policy_json))
+        f.write(E.ecds_file_text(policy_json, wasm_path))
     os.rename(tmp, path)
 
 

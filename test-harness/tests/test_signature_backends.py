@@ -5,6 +5,7 @@ the same status and reason from both (and the expected one). The default
 module, which has no software RSA/ECDSA, refuses what it cannot verify."""
 import json
 import os
+import re
 
 import pytest
 
@@ -69,8 +70,9 @@ def vectors(iss):
 
 
 def test_each_backend_says_which_it_uses(callers):
-    assert "signatures RS*/ES* native (Envoy verify_signature)" in callers["host"].env.log_text()
-    assert "signatures all wasm" in callers["wasm"].env.log_text()
+    # Envoy writes its log file asynchronously: wait for the line.
+    callers["host"].env.wait_for_log(re.escape("signatures RS*/ES* native (Envoy verify_signature)"))
+    callers["wasm"].env.wait_for_log(re.escape("signatures all wasm"))
 
 
 def test_backends_agree_on_every_vector(callers, issuer):
@@ -96,7 +98,6 @@ def test_default_module_refuses_what_it_cannot_verify(workdir, pki, echo, wasm, 
     """The default module has no software RSA/ECDSA: a policy that needs it
     (RSA-PSS, or `signature_backend: wasm`) is refused at load, naming the
     field and the fix, and Envoy does not serve with it."""
-    import re
     from harness import envoy as E
     from harness.checks import standard_listeners
     boot = E.render_bootstrap(standard_listeners([E.wasm_filter(policy(issuer, backend), wasm)]), pki, echo.port)

@@ -2,13 +2,13 @@
 
 use crate::common::{display_name, is_stdin, load_clean, out, Fatal, Loaded, ModeArg};
 use crate::dataplane::DataplaneArgs;
+use crate::module_pin;
 use crate::outdir::generated_before;
 use clap::{Args, ValueEnum};
 use oam_authz::oam::{
     generated_header, idp_manifests, join_stdout, render, shadow_of, Finding, Format, Options,
     PluginSettings, Rendered,
 };
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,10 +37,12 @@ pub struct CompileArgs {
     /// Where Istio pulls the module from: oci://…, https://… or file://…
     #[arg(long)]
     url: Option<String>,
-    /// The module file; its SHA-256 is pinned in each WasmPlugin.
+    /// Pinned in each WasmPlugin's sha256: the .wasm file for https:// and
+    /// file:// URLs; for oci:// the image layout `make image` writes.
     #[arg(long, conflicts_with = "sha256")]
     module: Option<PathBuf>,
-    /// The module's SHA-256 (64 hex digits), pinned in each WasmPlugin.
+    /// The digest (64 hex digits) pinned in each WasmPlugin: the module's
+    /// SHA-256 for https:// URLs, the image's manifest digest for oci://.
     #[arg(long)]
     sha256: Option<String>,
     /// When Istio pulls the module (default: Istio's, IfNotPresent except
@@ -105,8 +107,9 @@ fn module_url(format: Format, url: Option<String>) -> Result<String, Fatal> {
     }
 }
 
-/// Hex SHA-256 of `--module`, or `--sha256` as given, pinned in every WasmPlugin.
+/// `--sha256` as given, or what `--module` pins for this URL, in every WasmPlugin.
 fn module_digest(
+    url: &str,
     module: Option<&PathBuf>,
     sha256: Option<String>,
 ) -> Result<Option<String>, Fatal> {
@@ -117,19 +120,12 @@ fn module_digest(
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(Fatal(format!(
-                "--sha256 '{hex}': 64 lowercase hex digits (sha256sum oam_authz.wasm)"
+                "--sha256 '{hex}': 64 lowercase hex digits (sha256sum oam_authz.wasm, or the image digest make image prints)"
             )));
         }
         return Ok(Some(hex));
     }
-    let Some(m) = module else { return Ok(None) };
-    let bytes = std::fs::read(m).map_err(|e| Fatal(format!("--module {}: {e}", m.display())))?;
-    Ok(Some(
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    ))
+    module_pin::pin(url, module.map(PathBuf::as_path))
 }
 
 /// Nothing pins a module pulled by a mutable reference: sidecars started at
@@ -138,7 +134,7 @@ fn mutable_url_warning(url: &str, pinned: bool) -> Option<String> {
     if pinned || url.starts_with("file://") || url.contains("@sha256:") {
         return None;
     }
-    let fix = "pin it with --module FILE or --sha256 HEX (Istio then refuses any other bytes), or a digest (oci://…@sha256:…)";
+    let fix = "pin it with --module (the image layout of make image for oci://, the .wasm file otherwise) or --sha256 HEX (Istio then refuses any other bytes), or a digest (oci://…@sha256:…)";
     if let Some(rest) = url.strip_prefix("oci://") {
         let last = rest.rsplit('/').next().unwrap_or(rest);
         let tag = last.split_once(':').map_or("latest", |(_, t)| t);
@@ -177,7 +173,7 @@ fn check_secret_name(name: &str) -> Result<(), Fatal> {
 }
 
 fn settings(a: &CompileArgs, format: Format, url: String) -> Result<PluginSettings, Fatal> {
-    let sha256 = module_digest(a.module.as_ref(), a.sha256.clone())?;
+    let sha256 = module_digest(&url, a.module.as_ref(), a.sha256.clone())?;
     if let Some(s) = &a.image_pull_secret {
         check_secret_name(s)?;
     }

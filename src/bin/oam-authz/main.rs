@@ -11,6 +11,8 @@ mod dataplane;
 mod diff;
 mod explain;
 mod export;
+mod export_envoy;
+mod module_pin;
 mod outdir;
 mod replay;
 mod report;
@@ -48,6 +50,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Decide recorded requests (audit events in a log) under another policy; list those that change.
     Replay(replay::ReplayArgs),
+    /// Emit the native Envoy filters (jwt_authn + rbac) for the policy.
+    ExportEnvoy(export_envoy::ExportEnvoyArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::ExportIstio(a) => export::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::ExportEnvoy(a) => export_envoy::run(a),
     };
     match result {
         Ok(code) => code,

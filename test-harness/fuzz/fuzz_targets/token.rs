@@ -3,7 +3,7 @@
 //! error or a token), never panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use oam_authz::{decide, Policy, Request, TokenCache};
+use oam_authz::{decide, Headers, Policy, Request, TokenCache};
 use std::sync::OnceLock;
 
 fn policy() -> &'static Policy {
@@ -23,7 +23,7 @@ fn policy() -> &'static Policy {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(token) = std::str::from_utf8(data) {
-        let headers = vec![("authorization".to_string(), format!("Bearer {token}"))];
+        let headers = Headers::from_pairs(&[("authorization", format!("Bearer {token}"))]);
         let req = Request {
             method: "GET",
             path: "/api",

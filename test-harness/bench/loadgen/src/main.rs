@@ -14,8 +14,19 @@
 //!
 //! Usage: loadgen --addr 127.0.0.1:PORT --rate R --duration S --conns C
 //!                [--tokens FILE] [--offset K] [--path /p] [--host h] [--prefix "Bearer "]
+//!                [--requests FILE] [--id-prefix P] [--log FILE] [--closed]
 //! (`--offset K`: request i carries token (i + K) % N.)
 //! Prints one JSON object on stdout.
+//!
+//! For the mixed soak (`soak.py`): `--requests FILE` gives each request its
+//! own path too (lines `PATH<TAB>TOKEN`, the token may be empty: no
+//! `authorization`); request i takes line (i + K) % N. `--id-prefix P` sends
+//! `x-request-id: P<i>`, so a response can be joined with its audit event,
+//! and `--log FILE` writes one line per request, `i status send_us` (status
+//! 0: no response; send_us from t0, which the JSON gives as `t0_unix_us`).
+//! `--closed`: closed loop instead (each connection sends its next request
+//! as soon as the previous answer arrives, until `--duration` has passed;
+//! `--rate` is ignored): the saturation a soak runs at a fraction of.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -33,6 +44,11 @@ struct Args {
     host: String,
     prefix: String,
     offset: usize,
+    /// (path, token) per line of `--requests`; empty: `path` and `tokens`.
+    requests: Vec<(String, String)>,
+    id_prefix: Option<String>,
+    log: Option<String>,
+    closed: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +62,10 @@ fn parse_args() -> Result<Args, String> {
         host: "bench.local".into(),
         prefix: "Bearer ".into(),
         offset: 0,
+        requests: Vec::new(),
+        id_prefix: None,
+        log: None,
+        closed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -59,6 +79,20 @@ fn parse_args() -> Result<Args, String> {
             "--host" => a.host = v()?,
             "--prefix" => a.prefix = v()?,
             "--offset" => a.offset = v()?.parse().map_err(|e| format!("--offset: {e}"))?,
+            "--id-prefix" => a.id_prefix = Some(v()?),
+            "--log" => a.log = Some(v()?),
+            "--closed" => a.closed = true,
+            "--requests" => {
+                let f = v()?;
+                let text = std::fs::read_to_string(&f).map_err(|e| format!("{f}: {e}"))?;
+                for (n, l) in text.lines().filter(|l| !l.is_empty()).enumerate() {
+                    let (p, t) = l.split_once('\t').unwrap_or((l, ""));
+                    if !p.starts_with('/') {
+                        return Err(format!("{f}: line {}: no path", n + 1));
+                    }
+                    a.requests.push((p.to_string(), t.to_string()));
+                }
+            }
             "--tokens" => {
                 let f = v()?;
                 let text = std::fs::read_to_string(&f).map_err(|e| format!("{f}: {e}"))?;
@@ -84,6 +118,8 @@ struct ThreadResult {
     statuses: BTreeMap<u16, u64>,
     errors: u64,
     late: u64,
+    /// (i, status, send µs from t0), with `--log`.
+    log: Vec<(usize, u16, u64)>,
 }
 
 /// Reads one response; returns the status and whether the connection stays open.
@@ -152,11 +188,15 @@ fn run_conn(j: usize, a: Arc<Args>, t0: Instant) -> ThreadResult {
     let mut buf = Vec::with_capacity(4096);
     let mut i = j;
     loop {
-        let sched = t0 + Duration::from_secs_f64(i as f64 / a.rate);
+        let now = Instant::now();
+        let sched = if a.closed {
+            now.max(t0)
+        } else {
+            t0 + Duration::from_secs_f64(i as f64 / a.rate)
+        };
         if sched >= end {
             break;
         }
-        let now = Instant::now();
         if sched > now {
             std::thread::sleep(sched - now);
         }
@@ -165,15 +205,32 @@ fn run_conn(j: usize, a: Arc<Args>, t0: Instant) -> ThreadResult {
                 Ok(c) => conn = Some(c),
                 Err(_) => {
                     r.errors += 1;
+                    if a.log.is_some() {
+                        let sent = Instant::now().saturating_duration_since(t0).as_micros() as u64;
+                        r.log.push((i, 0, sent));
+                    }
                     i += a.conns;
                     continue;
                 }
             }
         }
-        let mut req = format!("GET {} HTTP/1.1\r\nhost: {}\r\n", a.path, a.host);
-        if !a.tokens.is_empty() {
-            let t = &a.tokens[(i + a.offset) % a.tokens.len()];
-            req.push_str(&format!("authorization: {}{}\r\n", a.prefix, t));
+        let (path, token) = if a.requests.is_empty() {
+            let t = if a.tokens.is_empty() {
+                ""
+            } else {
+                a.tokens[(i + a.offset) % a.tokens.len()].as_str()
+            };
+            (a.path.as_str(), t)
+        } else {
+            let (p, t) = &a.requests[(i + a.offset) % a.requests.len()];
+            (p.as_str(), t.as_str())
+        };
+        let mut req = format!("GET {} HTTP/1.1\r\nhost: {}\r\n", path, a.host);
+        if !token.is_empty() {
+            req.push_str(&format!("authorization: {}{}\r\n", a.prefix, token));
+        }
+        if let Some(p) = &a.id_prefix {
+            req.push_str(&format!("x-request-id: {p}{i}\r\n"));
         }
         req.push_str("\r\n");
         let Some(s) = conn.as_mut() else { continue };
@@ -185,6 +242,11 @@ fn run_conn(j: usize, a: Arc<Args>, t0: Instant) -> ThreadResult {
             .write_all(req.as_bytes())
             .and_then(|_| read_response(s, &mut buf));
         let done = Instant::now();
+        if a.log.is_some() {
+            let status = res.as_ref().map_or(0, |(s, _)| *s);
+            let sent = start.saturating_duration_since(t0).as_micros() as u64;
+            r.log.push((i, status, sent));
+        }
         match res {
             Ok((status, keep)) => {
                 r.lat_us
@@ -235,6 +297,10 @@ fn main() {
         }
     };
     let t0 = Instant::now() + Duration::from_millis(100);
+    let t0_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+        + 100_000;
     let handles: Vec<_> = (0..a.conns)
         .map(|j| {
             let a = a.clone();
@@ -248,8 +314,17 @@ fn main() {
     let mut co = Vec::new();
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     let (mut errors, mut late) = (0u64, 0u64);
+    let mut log = a
+        .log
+        .as_ref()
+        .map(|f| std::fs::File::create(f).map(std::io::BufWriter::new));
     for h in handles {
         let r = h.join().unwrap_or_default();
+        if let Some(Ok(w)) = log.as_mut() {
+            for (i, status, sent) in &r.log {
+                let _ = writeln!(w, "{i} {status} {sent}");
+            }
+        }
         lat.extend(r.lat_us);
         co.extend(r.co_us);
         for (k, v) in r.statuses {
@@ -257,6 +332,12 @@ fn main() {
         }
         errors += r.errors;
         late += r.late;
+    }
+    if let Some(res) = log {
+        if let Err(e) = res.and_then(|mut w| w.flush()) {
+            eprintln!("loadgen: --log: {e}");
+            std::process::exit(1);
+        }
     }
     let elapsed = a.duration;
     lat.sort_unstable();
@@ -274,7 +355,7 @@ fn main() {
     println!(
         "{{\"target_rps\":{},\"achieved_rps\":{:.1},\"completed\":{},\"errors\":{},\"late_sends\":{},\"statuses\":{{{}}},\
 \"lat_mean_us\":{:.1},\"lat_p50_us\":{},\"lat_p90_us\":{},\"lat_p99_us\":{},\"lat_p999_us\":{},\"lat_max_us\":{},\
-\"co_p50_us\":{},\"co_p99_us\":{},\"co_max_us\":{},\"tokens\":{},\"conns\":{}}}",
+\"co_p50_us\":{},\"co_p99_us\":{},\"co_max_us\":{},\"tokens\":{},\"conns\":{},\"t0_unix_us\":{}}}",
         a.rate,
         completed as f64 / elapsed,
         completed,
@@ -291,6 +372,7 @@ fn main() {
         pct(&co, 99.0),
         co.last().copied().unwrap_or(0),
         a.tokens.len(),
-        a.conns
+        a.conns,
+        t0_unix_us
     );
 }
