@@ -133,6 +133,16 @@ fn compile_shadow_of_enforces_old_with_new_as_the_shadow() {
     );
     assert!(text.contains("shadow:"), "{text}");
     assert!(text.contains("no-bulk-export"), "{text}");
+    // export-envoy exports the enforced policy and says the shadow is not.
+    let p = scratch("export").join("orders.json");
+    std::fs::write(&p, paired[1].to_string()).unwrap();
+    let o = run(&["export-envoy", "--plugin-config", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        out(&o).contains("#  - the shadow policy is not exported: only the enforced policy is"),
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]

@@ -343,6 +343,9 @@ fn one(
     if cfg.mode == Mode::Audit {
         notes.insert("audit mode is exported as the istio.io/dry-run annotation (AuthorizationPolicy only: a dry-run RequestAuthentication does not exist, so an invalid token is still refused)".into());
     }
+    if cfg.shadow.is_some() {
+        notes.insert("the shadow policy is not exported: only the enforced policy is (export the shadow's own revision to compare it)".into());
+    }
     if let Some(f) = &cfg.forward {
         if f.principal_header.is_some()
             || f.subject_header.is_some()

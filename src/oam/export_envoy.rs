@@ -476,6 +476,9 @@ fn general_notes(cfg: &PluginConfig, notes: &mut BTreeSet<String>) {
     if cfg.mode == Mode::Audit {
         notes.insert("audit mode is exported as RBAC shadow_rules (Istio's dry-run): decisions are counted, not enforced; jwt_authn still refuses an invalid token".into());
     }
+    if cfg.shadow.is_some() {
+        notes.insert("the shadow policy is not exported: only the enforced policy is (export the shadow's own revision to compare it)".into());
+    }
     if let Some(f) = &cfg.forward {
         if f.principal_header.is_some()
             || f.roles_header.is_some()
