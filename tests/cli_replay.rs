@@ -95,6 +95,24 @@ fn compile_shadow_of_enforces_old_with_new_as_the_shadow() {
     let old = compile_json(&["compile", OLD, "--format", "envoy"]);
     let new = compile_json(&["compile", NEW, "--format", "envoy"]);
     assert_eq!(paired.len(), 3, "one config per protected component");
+    let path = root().join("istio/schemas/plugin-config.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let schema = jsonschema::draft202012::new(&schema).unwrap();
+    for p in &paired {
+        let errors: Vec<String> = schema.iter_errors(p).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "plugin-config.schema.json: {errors:?}");
+    }
+    let mut nested = paired[1].clone();
+    nested["shadow"]["shadow"] = paired[1]["shadow"].clone();
+    assert!(
+        schema.is_valid(&nested),
+        "the schema leaves a nested shadow to the validator"
+    );
+    nested["shadow"]["bogus"] = Value::Bool(true);
+    assert!(
+        !schema.is_valid(&nested),
+        "a typo inside the shadow is refused"
+    );
     for ((p, o), n) in paired.iter().zip(&old).zip(&new) {
         let mut p = p.clone();
         let shadow = p.as_object_mut().unwrap().remove("shadow").unwrap();

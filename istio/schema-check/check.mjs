@@ -116,7 +116,7 @@ function checkFile(file) {
   const rel = relative(repo, file);
   const text = readFileSync(file, "utf8");
   if (file.endsWith(".json")) {
-    if (rel.includes("schemas") || rel.includes("node_modules") || rel.endsWith("jwks.json")) return;
+    if (rel.includes("schemas") || rel.includes("dashboards") || rel.includes("node_modules") || rel.endsWith("jwks.json")) return;
     if (rel.includes("package")) return;
     ajvCheck(pluginConfig, JSON.parse(text), `${rel} (plugin-config.schema.json)`);
     return;
