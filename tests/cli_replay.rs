@@ -352,3 +352,59 @@ fn replay_refuses_bad_arguments_with_exit_2() {
         assert!(err(&o).contains(msg), "{args:?}: {}", err(&o));
     }
 }
+
+/// The shop with its `orders` trait carrying `audit` and a `shadow` of its
+/// own (`<new>` replaces its first line of rules).
+fn shop_with_trait(audit_and_shadow: &str) -> PathBuf {
+    let text = std::fs::read_to_string(root().join(OLD)).unwrap();
+    let anchor = "        serviceAccountName: shop-orders\n      traits:\n        - type: mesh-access\n          properties:\n";
+    assert!(text.contains(anchor), "the shop's orders trait moved");
+    let p = scratch("trait").join("shop-trait.yaml");
+    std::fs::write(
+        &p,
+        text.replace(anchor, &format!("{anchor}{audit_and_shadow}")),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn the_trait_carries_a_shadow_and_the_recorded_claims() {
+    let app = shop_with_trait(
+        "            audit: {claims: [groups, roles, amr]}\n            shadow:\n              policyVersion: orders-next\n              rules:\n                - {name: health, public: true, methods: [GET], paths: [/healthz]}\n",
+    );
+    let configs = compile_json(&["compile", app.to_str().unwrap(), "--format", "envoy"]);
+    let orders = &configs[1];
+    assert_eq!(
+        orders["audit"],
+        serde_json::json!({"claims": ["groups", "roles", "amr"]})
+    );
+    assert_eq!(orders["shadow"]["policy_version"], "orders-next");
+    assert_eq!(orders["shadow"]["rules"].as_array().unwrap().len(), 1);
+    assert_eq!(orders["shadow"]["trust_domain"], orders["trust_domain"]);
+    assert!(configs[0].get("shadow").is_none() && configs[0].get("audit").is_none());
+
+    // A claim list that leaves out a claim the roles consult is a warning
+    // at its line; a bad claim path an error there.
+    let app = shop_with_trait("            audit: {claims: [roles]}\n");
+    let o = run(&["validate", app.to_str().unwrap()]);
+    assert!(
+        err(&o).contains("shop-trait.yaml:51:") || out(&o).contains("shop-trait.yaml:51:"),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+    let text = format!("{}{}", out(&o), err(&o));
+    assert!(
+        text.contains("does not record 'groups' (role 'shop-admins')"),
+        "{text}"
+    );
+    let app = shop_with_trait("            audit: {claims: [\"a..b\"]}\n");
+    let o = run(&["compile", app.to_str().unwrap(), "--format", "envoy"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(":51:30: component orders: spec.components[1].traits[0].properties.audit.claims[0]: 'a..b' has an empty segment; use dotted names like realm_access.roles"),
+        "{}",
+        err(&o)
+    );
+}

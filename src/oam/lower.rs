@@ -13,8 +13,8 @@ use super::model::{
     ShadowAccess,
 };
 use crate::config::{
-    ClaimCondition, ForwardConfig, JwtCondition, Mode, PeerIdentitySource, PluginConfig,
-    ProviderConfig, RemoteJwksConfig, RoleConfig, RuleConfig, SCHEMA_VERSION,
+    AuditConfig, ClaimCondition, ForwardConfig, JwtCondition, Mode, PeerIdentitySource,
+    PluginConfig, ProviderConfig, RemoteJwksConfig, RoleConfig, RuleConfig, SCHEMA_VERSION,
 };
 use crate::policy::provider::DEFAULT_MAX_LIFETIME;
 use std::collections::{BTreeMap, BTreeSet};
@@ -529,7 +529,9 @@ pub fn lower_component<'a>(
         forward: spec.forward.as_ref().map(forward_config),
         peer_identity: spec.peer_identity.unwrap_or_default(),
         allow_encoded_percent: spec.allow_encoded_percent,
-        audit: None,
+        audit: spec.audit.as_ref().map(|a| AuditConfig {
+            claims: a.claims.clone(),
+        }),
         shadow: None,
     };
     let attach = attach(spec, root, &scope, opts, &mut findings);
@@ -596,6 +598,7 @@ fn lower_shadow(
             rules: s.rules.clone(),
             allow_encoded_percent: s.allow_encoded_percent,
             shadow: None,
+            audit: None,
             identity: None,
             ..spec.clone()
         },

@@ -66,6 +66,19 @@ pub struct MeshAccess {
     /// enforced (docs/policy.md "Shadow policy").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowAccess>,
+    /// What each audit event records for `oam-authz replay`
+    /// (docs/operations.md "What an event records").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSpec>,
+}
+
+/// `audit` of a `mesh-access` trait: the plugin config's `audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditSpec {
+    /// Claim paths recorded (default: those the roles consult, and `aud`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Vec<String>>,
 }
 
 /// `shadow` of a `mesh-access` trait: the next rule set, tried on live
