@@ -8,6 +8,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,25 @@ def wait_for(pred, timeout: float, interval: float = 0.05, what: str = "conditio
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"{what} not reached within {timeout}s")
         time.sleep(interval)
+
+
+def wait_keys_in_every_worker(env: E.Envoy, workers: int, version: int | None = None,
+                              timeout: float = 10.0) -> None:
+    """Waits until each of ``workers`` worker VMs has installed key set
+    ``version`` (any when None), by its log line and Envoy's thread id (the
+    main thread's VM also logs; it does not count). One 200 only proves that
+    the worker which served it has the keys: the others install the shared
+    set on their next tick, and until then answer 503 jwks_unavailable."""
+    main = re.compile(r"^\[[^\]]+\]\[(\d+)\]\[\w+\]\[main\]", re.M)
+    used = re.compile(r"^\[[^\]]+\]\[(\d+)\]\[info\]\[wasm\] .*: key set version "
+                      + (str(version) if version is not None else r"\d+") + r" (?:in use|replaces)", re.M)
+
+    def threads():
+        text = env.log_text()
+        mains = set(main.findall(text))
+        return len(set(used.findall(text)) - mains) >= workers
+
+    wait_for(threads, timeout, interval=0.05, what=f"key set version {version or 'any'} in {workers} workers")
 
 
 def jwks_stats(env: E.Envoy, provider: str = "idp") -> dict[str, int]:

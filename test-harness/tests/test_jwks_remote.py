@@ -17,7 +17,7 @@ import pytest
 
 from harness import client as C
 from harness.idp import TestIdP
-from harness.keys_env import get, jwks_stats, keys_envoy, remote_policy, wait_for
+from harness.keys_env import get, jwks_stats, keys_envoy, remote_policy, wait_for, wait_keys_in_every_worker
 
 FIGURES: dict[str, object] = {}
 TICK = 0.25  # the filter's tick (keys::TICK_MS)
@@ -79,6 +79,7 @@ def test_jwks_idp_down_at_startup_503_then_recovery_two_workers(workdir, pki, ec
         _, took = wait_for(lambda: status(env, tok)[0] == 200, 8, what="recovery after the IdP came up")
         figure("startup recovery after IdP up (s)", round(took, 2))
         assert took < 2 + 2 * TICK + 1.5, took
+        wait_keys_in_every_worker(env, 2)
 
         # Both workers: new connections are spread over them; all must pass.
         before_cx = per_worker_connections(env)
@@ -159,6 +160,7 @@ def test_jwks_random_kid_flood_is_rate_limited_two_workers(workdir, pki, echo, w
     try:
         good = idp.token()
         wait_for(lambda: status(env, good)[0] == 200, 5, what="first key set")
+        wait_keys_in_every_worker(env, 2)
         junk_key = idp.new_key()  # never published
         junk = [idp.token(junk_key, kid=f"rnd-{uuid.uuid4().hex[:12]}") for _ in range(300)]
         before = idp.count("/jwks")

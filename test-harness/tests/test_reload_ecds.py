@@ -23,7 +23,7 @@ import re
 import time
 
 from harness.idp import TestIdP
-from harness.keys_env import Load, ecds_keys_envoy, get, remote_policy, wait_for, write_ecds
+from harness.keys_env import Load, ecds_keys_envoy, get, remote_policy, wait_for, wait_keys_in_every_worker, write_ecds
 
 V1, V2 = "reload@1", "reload@2"
 EXPECTED = {
@@ -60,6 +60,7 @@ def test_reload_ecds_swap_under_load_two_workers(workdir, pki, echo, wasm):
     try:
         tok = idp.token(lifetime=900)
         wait_for(lambda: get(env, "/api/x", tok).status == 200, 10, what="v1 with keys")
+        wait_keys_in_every_worker(env, 2)
         reloads0 = ecds_stat(env, "config_reload")
         fetches0 = idp.count("/jwks")
 
