@@ -12,7 +12,7 @@ FULL_TARGET_DIR := target/full
 # Module size budgets in bytes: `make build` fails above them. The goal for
 # the default module is 300 KB; docs/performance.md ("Module size") says where
 # the bytes are.
-WASM_BUDGET ?= 460800
+WASM_BUDGET ?= 471040
 WASM_FULL_BUDGET ?= 786432
 # binaryen's wasm-opt (from npm, pinned in test-harness/tools/package.json).
 WASM_OPT := test-harness/tools/node_modules/.bin/wasm-opt
