@@ -329,9 +329,17 @@ fn no_token_is_checked_twice() {
         kp.sign(claims).unwrap()
     };
     let good = token(&idp, "https://idp");
+    // The signature's first character changed: it carries six full bits, so
+    // the base64 stays canonical and the token is a bad signature, never
+    // malformed (the last character carries padding bits that must be 0).
     let mut bad = good.clone();
-    bad.pop();
-    bad.push(if good.ends_with('A') { 'B' } else { 'A' });
+    let at = good.rfind('.').unwrap() + 1;
+    let c = if good[at..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    bad.replace_range(at..at + 1, c);
     let extra_token = token(&extra, "https://extra");
     // (shadow, token, signature checks on the first request, on the second)
     let table = [
