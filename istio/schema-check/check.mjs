@@ -526,6 +526,21 @@ async function checkKubeVelaRefusals(trait, policy, bin) {
       else fail(`oam-authz validate refuses ${what} too`, `exit ${e.status}: ${e.stderr}`);
     }
   }
+  // What only `oam-authz compile` renders is refused by the trait, never dropped.
+  for (const [what, mutate, want] of [
+    ["a shadow policy", (p) => { p.shadow = { rules: p.rules }; }, "shadow: this trait does not render a shadow policy"],
+    ["audit.claims", (p) => { p.audit = { claims: ["sub"] }; }, "audit: this trait does not render audit.claims"],
+  ]) {
+    const p = clone();
+    mutate(p);
+    try {
+      await cueExport(`${trait}\n${context(app, "ledger")}parameter: ${JSON.stringify(p)}\n`, "outputs");
+      fail(`kubevela trait refuses ${what}`, "rendered");
+    } catch (e) {
+      if (e.message.includes(want)) ok(`kubevela trait refuses ${what}`);
+      else fail(`kubevela trait refuses ${what}`, `refused, but without '${want}':\n${e.message}`);
+    }
+  }
   // The mesh-identity policy refuses the identity mistakes too.
   const identity = base.identity;
   for (const [what, mutate, want] of [
